@@ -30,7 +30,9 @@ fn encode(c: &mut Criterion) {
         b.iter(|| serde_json::to_vec(black_box(&value)).unwrap())
     });
     let json = Codec::builder().format(Format::Json).build();
-    g.bench_function("codec json", |b| b.iter(|| json.encode(black_box(&value)).unwrap()));
+    g.bench_function("codec json", |b| {
+        b.iter(|| json.encode(black_box(&value)).unwrap())
+    });
     g.bench_function("raw rmp_serde::to_vec_named", |b| {
         b.iter(|| rmp_serde::to_vec_named(black_box(&value)).unwrap())
     });

@@ -1,17 +1,4 @@
-//! NATS messaging for the agent SDK.
-//!
-//! Subjects are tenant-first (`sdk.<tenant>.<component>.<action>...`) and are checked
-//! once, when they are built, by the [`TenantId`], [`Token`] and [`Subject`] types.
-//!
-//! ```
-//! use sdk_bus::{Subject, TenantId};
-//! let tenant = TenantId::new("acme")?;
-//! let inbox = Subject::agent_inbox(&tenant, "planner")?;
-//! assert_eq!(inbox.as_str(), "sdk.acme.agent.planner.inbox");
-//! assert!(TenantId::new("Acme Corp").is_err());
-//! # Ok::<(), sdk_bus::SubjectError>(())
-//! ```
-
+#![doc = include_str!("../README.md")]
 mod bus;
 mod error;
 mod subject;

@@ -42,7 +42,11 @@ fn check(what: &'static str, token: &str, tenant: bool) -> Result<(), SubjectErr
             c.is_ascii_alphanumeric() || c == '_' || c == '-'
         };
         if !ok {
-            let allowed = if tenant { "[a-z0-9_-]" } else { "[A-Za-z0-9_-]" };
+            let allowed = if tenant {
+                "[a-z0-9_-]"
+            } else {
+                "[A-Za-z0-9_-]"
+            };
             return Err(fail(format!(
                 "character {c:?} at byte {i} is not allowed; use {allowed}"
             )));
@@ -111,7 +115,10 @@ impl Subject {
     /// [`SubjectError::InvalidToken`] when `agent_id` is not a valid token.
     pub fn agent_inbox(tenant: &TenantId, agent_id: &str) -> Result<Subject, SubjectError> {
         let agent = Token::new("agent id", agent_id)?;
-        Ok(Subject(format!("sdk.{tenant}.agent.{}.inbox", agent.as_str())))
+        Ok(Subject(format!(
+            "sdk.{tenant}.agent.{}.inbox",
+            agent.as_str()
+        )))
     }
 
     /// The subject as text.

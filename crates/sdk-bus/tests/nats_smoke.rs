@@ -1,5 +1,7 @@
 //! Smoke test: one message through a real nats-server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +16,9 @@ async fn one_message_goes_through_a_real_server() {
     let inbox = Subject::agent_inbox(&tenant, "planner").unwrap();
 
     let mut sub = bus.subscribe(&inbox).await.unwrap();
-    bus.publish(&inbox, Bytes::from_static(b"hello")).await.unwrap();
+    bus.publish(&inbox, Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
 
     let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
         .await

@@ -87,7 +87,11 @@ impl Codec {
     ///
     /// # Errors
     /// [`CodecError::Syntax`] or [`CodecError::Data`], with position or field path.
-    pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8], format: Format) -> Result<T, CodecError> {
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        format: Format,
+    ) -> Result<T, CodecError> {
         match format {
             Format::Json => {
                 let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -5,7 +5,9 @@
 #[non_exhaustive]
 pub enum CodecError {
     /// The content type is not one this codec speaks.
-    #[error("unsupported content type {content_type:?}: expected application/json, application/msgpack or application/protobuf")]
+    #[error(
+        "unsupported content type {content_type:?}: expected application/json, application/msgpack or application/protobuf"
+    )]
     UnsupportedContentType {
         /// The content type as received.
         content_type: String,

@@ -1,9 +1,11 @@
 //! Smoke test: one span reaches a real collector, and is read back from it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
-use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
 use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
 use sdk_telemetry::{Protocol, Telemetry, TelemetryConfig};
 use sdk_testkit::Collector;
 

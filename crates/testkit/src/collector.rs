@@ -221,10 +221,8 @@ impl Parser {
                 }
             }
             Target::SpanEvent => {
-                if key == "Name" {
-                    if let Some(span) = self.out.spans.last_mut() {
-                        span.events.push(value);
-                    }
+                if let ("Name", Some(span)) = (key, self.out.spans.last_mut()) {
+                    span.events.push(value);
                 }
             }
             Target::Descriptor => {
@@ -238,7 +236,11 @@ impl Parser {
                 }
             }
             Target::Point => {
-                if let Some(point) = self.out.metrics.last_mut().and_then(|m| m.points.last_mut())
+                if let Some(point) = self
+                    .out
+                    .metrics
+                    .last_mut()
+                    .and_then(|m| m.points.last_mut())
                 {
                     point.attributes.insert(key.to_owned(), value);
                 }
@@ -268,7 +270,11 @@ impl Parser {
                 }
             }
             Item::Point => {
-                if let Some(point) = self.out.metrics.last_mut().and_then(|m| m.points.last_mut())
+                if let Some(point) = self
+                    .out
+                    .metrics
+                    .last_mut()
+                    .and_then(|m| m.points.last_mut())
                 {
                     point.fields.insert(key.to_owned(), value.to_owned());
                 }
@@ -293,10 +299,7 @@ impl Parser {
 fn unwrap_value(value: &str) -> String {
     if let Some(open) = value.find('(') {
         let tag = &value[..open];
-        if !tag.is_empty()
-            && tag.chars().all(|c| c.is_ascii_alphabetic())
-            && value.ends_with(')')
-        {
+        if !tag.is_empty() && tag.chars().all(|c| c.is_ascii_alphabetic()) && value.ends_with(')') {
             return value[open + 1..value.len() - 1].to_owned();
         }
     }
@@ -332,10 +335,23 @@ impl Collector {
         let bin = locate_or_panic(Tool::Rotel);
         let mut child = Command::new(bin)
             .arg("start")
-            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{}", self.grpc_port)])
-            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{}", self.http_port)])
+            .args([
+                "--otlp-grpc-endpoint",
+                &format!("127.0.0.1:{}", self.grpc_port),
+            ])
+            .args([
+                "--otlp-http-endpoint",
+                &format!("127.0.0.1:{}", self.http_port),
+            ])
             .args(["--exporter", "blackhole"])
-            .args(["--debug-log", "traces", "--debug-log", "metrics", "--debug-log", "logs"])
+            .args([
+                "--debug-log",
+                "traces",
+                "--debug-log",
+                "metrics",
+                "--debug-log",
+                "logs",
+            ])
             .args(["--debug-log-verbosity", "detailed"])
             .arg("--pid-file")
             .arg(self.dir.path().join("rotel.pid"))

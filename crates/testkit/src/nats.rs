@@ -106,7 +106,10 @@ impl NatsUser {
                 user,
                 password,
                 permissions,
-            } => (format!("user: {user:?}, password: {password:?}"), permissions),
+            } => (
+                format!("user: {user:?}, password: {password:?}"),
+                permissions,
+            ),
             NatsUser::Nkey {
                 public_key,
                 permissions,
@@ -194,13 +197,21 @@ impl NatsServerBuilder {
         }
         if self.jetstream {
             let store = dir.join(format!("js-{}", node.name));
-            let _ = writeln!(cfg, "jetstream {{ store_dir: {:?} }}", store.display().to_string());
+            let _ = writeln!(
+                cfg,
+                "jetstream {{ store_dir: {:?} }}",
+                store.display().to_string()
+            );
         }
         if let Some(token) = &self.token {
             let _ = writeln!(cfg, "authorization {{ token: {token:?} }}");
         } else if !self.users.is_empty() {
             let users: Vec<String> = self.users.iter().map(NatsUser::render).collect();
-            let _ = writeln!(cfg, "authorization {{ users: [\n  {}\n] }}", users.join(",\n  "));
+            let _ = writeln!(
+                cfg,
+                "authorization {{ users: [\n  {}\n] }}",
+                users.join(",\n  ")
+            );
         }
         if self.tls {
             let tls = TlsMaterial::generate(&dir.join("tls"));
