@@ -1,26 +1,134 @@
-//! The configured codec.
+//! The configured codec: format, compression, limits, validation and upcasters.
 
-use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{CodecError, Format};
+use bytes::{BufMut, Bytes, BytesMut};
 
-/// Encoded bytes plus the facts a receiver needs to decode them.
+use crate::upcast::Upcasters;
+use crate::{CodecError, Format, Payload, SchemaId};
+
+/// The only content encoding the codec writes.
+pub const ZSTD: &str = "zstd";
+
+/// Encoded bytes plus the three facts a receiver needs to decode them.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Encoded {
-    /// The payload.
+    /// The payload, compressed when `content_encoding` says so.
     pub bytes: Bytes,
     /// The format it is in.
     pub format: Format,
     /// Its media type, for `ce-datacontenttype`.
     pub content_type: &'static str,
+    /// `Some("zstd")` when the payload was compressed after encoding.
+    pub content_encoding: Option<&'static str>,
+    /// The schema, for `ce-dataschema`; `None` for types without one.
+    pub schema: Option<SchemaId>,
 }
 
-/// Builds a [`Codec`].
+impl Encoded {
+    /// The facts to pass back to [`Codec::decode`].
+    pub fn meta(&self) -> PayloadMeta<'_> {
+        PayloadMeta {
+            content_type: self.content_type,
+            content_encoding: self.content_encoding,
+            schema: None,
+        }
+        .with_schema_id(self.schema.as_ref())
+    }
+}
+
+/// What a receiver knows about a payload: content type, content encoding, schema.
+///
+/// ```
+/// use sdk_codec::PayloadMeta;
+/// let meta = PayloadMeta::new("application/msgpack")
+///     .with_encoding(Some("zstd"))
+///     .with_schema(Some("urn:sdk:schema:sdk.v1.AgentMessage:v1"));
+/// assert_eq!(meta.content_type(), "application/msgpack");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PayloadMeta<'a> {
+    content_type: &'a str,
+    content_encoding: Option<&'a str>,
+    schema: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl<'a> PayloadMeta<'a> {
+    /// A payload of `content_type` (as in `ce-datacontenttype`).
+    pub fn new(content_type: &'a str) -> PayloadMeta<'a> {
+        PayloadMeta {
+            content_type,
+            content_encoding: None,
+            schema: None,
+        }
+    }
+
+    /// The `Content-Encoding`, if any.
+    pub fn with_encoding(mut self, encoding: Option<&'a str>) -> Self {
+        self.content_encoding = encoding;
+        self
+    }
+
+    /// The `ce-dataschema` value, if any.
+    pub fn with_schema(mut self, schema: Option<&'a str>) -> Self {
+        self.schema = schema.map(std::borrow::Cow::Borrowed);
+        self
+    }
+
+    fn with_schema_id(mut self, schema: Option<&SchemaId>) -> Self {
+        self.schema = schema.map(|s| std::borrow::Cow::Owned(s.to_string()));
+        self
+    }
+
+    /// The content type.
+    pub fn content_type(&self) -> &str {
+        self.content_type
+    }
+
+    /// The content encoding.
+    pub fn content_encoding(&self) -> Option<&str> {
+        self.content_encoding
+    }
+
+    /// The schema id text.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+}
+
+/// Compression settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// Payloads at least this large (encoded) are compressed.
+    pub threshold: usize,
+    /// zstd level, 1 (fast) to 22 (small); 3 is zstd's default.
+    pub level: i32,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            threshold: 8 * 1024,
+            level: 3,
+        }
+    }
+}
+
+/// Builds a [`Codec`]. Defaults: JSON; zstd level 3 at 8 KiB and up; 1 MiB maximum
+/// encoded size (the NATS default `max_payload`); 16 MiB maximum decompressed size;
+/// validation on; the built-in upcasters registered.
 #[derive(Debug, Clone)]
 pub struct CodecBuilder {
     format: Format,
+    compression: Option<Compression>,
+    max_encoded: usize,
+    max_decoded: usize,
+    validate: bool,
+    upcasters: Upcasters,
+    refused: Vec<String>,
 }
 
 impl CodecBuilder {
@@ -30,107 +138,311 @@ impl CodecBuilder {
         self
     }
 
-    /// Finishes the codec.
-    pub fn build(self) -> Codec {
-        Codec {
-            format: self.format,
+    /// Compression, or `None` to never compress.
+    pub fn compression(mut self, compression: Option<Compression>) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The largest payload `encode` produces and `decode` accepts, in bytes.
+    pub fn max_encoded_size(mut self, bytes: usize) -> Self {
+        self.max_encoded = bytes;
+        self
+    }
+
+    /// The largest payload decompression may produce, in bytes.
+    pub fn max_decoded_size(mut self, bytes: usize) -> Self {
+        self.max_decoded = bytes;
+        self
+    }
+
+    /// Whether `decode` checks each type's semantic rules.
+    pub fn validate(mut self, on: bool) -> Self {
+        self.validate = on;
+        self
+    }
+
+    /// Registers an upcaster from schema version `Old` to `New` (usually the next).
+    /// Both types must carry a schema of the same name; [`CodecBuilder::build`]
+    /// reports one that does not.
+    pub fn upcaster<Old: Payload, New: Payload>(mut self, convert: fn(Old) -> New) -> Self {
+        if let Err(e) = self.upcasters.register(convert) {
+            self.refused.push(e);
         }
+        self
+    }
+
+    /// Finishes the codec.
+    ///
+    /// # Errors
+    /// [`CodecError::UnknownSchemaVersion`] when an upcaster was refused.
+    pub fn build(self) -> Result<Codec, CodecError> {
+        if let Some(reason) = self.refused.into_iter().next() {
+            return Err(CodecError::UnknownSchemaVersion {
+                schema: "upcaster".into(),
+                version: 0,
+                reason,
+            });
+        }
+        Ok(Codec {
+            inner: Arc::new(Inner {
+                format: self.format,
+                compression: self.compression,
+                max_encoded: self.max_encoded,
+                max_decoded: self.max_decoded,
+                validate: self.validate,
+                upcasters: self.upcasters,
+                size_hint: AtomicUsize::new(256),
+            }),
+        })
     }
 }
 
-/// Encodes and decodes values; configure once, share everywhere.
+#[derive(Debug)]
+struct Inner {
+    format: Format,
+    compression: Option<Compression>,
+    max_encoded: usize,
+    max_decoded: usize,
+    validate: bool,
+    upcasters: Upcasters,
+    /// The size of the last encoding, so the next buffer starts big enough.
+    size_hint: AtomicUsize,
+}
+
+/// Encodes and decodes payloads. Configure once, clone freely (clones share settings).
+///
+/// ```
+/// use sdk_codec::{Codec, Format, v1::AgentMessage};
+/// let codec = Codec::builder().format(Format::Protobuf).build()?;
+/// let msg = AgentMessage {
+///     message_id: "m-1".into(),
+///     sender_id: "planner".into(),
+///     receiver_id: "researcher".into(),
+///     content: "find three papers".into(),
+///     ..Default::default()
+/// };
+/// let encoded = codec.encode(&msg)?;
+/// assert_eq!(encoded.content_type, "application/protobuf");
+/// assert_eq!(encoded.schema.as_ref().unwrap().to_string(), "urn:sdk:schema:sdk.v1.AgentMessage:v1");
+/// let back: AgentMessage = codec.decode(encoded.bytes.clone(), &encoded.meta())?;
+/// assert_eq!(back, msg);
+/// # Ok::<(), sdk_codec::CodecError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Codec {
-    format: Format,
+    inner: Arc<Inner>,
 }
 
 impl Default for Codec {
     fn default() -> Self {
-        Codec::builder().build()
+        Codec {
+            inner: Arc::new(Inner {
+                format: Format::Json,
+                compression: Some(Compression::default()),
+                max_encoded: 1024 * 1024,
+                max_decoded: 16 * 1024 * 1024,
+                validate: true,
+                upcasters: default_upcasters(),
+                size_hint: AtomicUsize::new(256),
+            }),
+        }
     }
 }
 
+fn default_upcasters() -> Upcasters {
+    let mut upcasters = Upcasters::default();
+    // Both types carry the same schema name, versions 1 and 2: registration cannot fail.
+    let _ = upcasters.register(crate::legacy::status_update_v1_to_v2);
+    upcasters
+}
+
 impl Codec {
-    /// A builder with JSON as the default format.
+    /// A builder with the defaults listed on [`CodecBuilder`].
     pub fn builder() -> CodecBuilder {
+        let defaults = Codec::default();
         CodecBuilder {
-            format: Format::Json,
+            format: defaults.inner.format,
+            compression: defaults.inner.compression,
+            max_encoded: defaults.inner.max_encoded,
+            max_decoded: defaults.inner.max_decoded,
+            validate: defaults.inner.validate,
+            upcasters: default_upcasters(),
+            refused: Vec::new(),
         }
+    }
+
+    /// The default format.
+    pub fn format(&self) -> Format {
+        self.inner.format
     }
 
     /// Encodes `value` in the default format.
     ///
     /// # Errors
-    /// [`CodecError::Encode`] when the value cannot be expressed in the format.
-    pub fn encode<T: Serialize>(&self, value: &T) -> Result<Encoded, CodecError> {
-        let format = self.format;
-        let bytes = match format {
-            Format::Json => serde_json::to_vec(value).map_err(|e| encode_error(format, e))?,
-            Format::MessagePack => {
-                rmp_serde::to_vec_named(value).map_err(|e| encode_error(format, e))?
+    /// [`CodecError::NoProtobufSchema`], [`CodecError::Encode`] or
+    /// [`CodecError::TooLarge`].
+    pub fn encode<T: Payload>(&self, value: &T) -> Result<Encoded, CodecError> {
+        self.encode_as(value, self.inner.format)
+    }
+
+    /// Encodes `value` in `format`.
+    ///
+    /// # Errors
+    /// As [`Codec::encode`].
+    pub fn encode_as<T: Payload>(&self, value: &T, format: Format) -> Result<Encoded, CodecError> {
+        let hint = self.inner.size_hint.load(Ordering::Relaxed);
+        let mut buf = Vec::with_capacity(hint.min(self.inner.max_encoded));
+        encode_to_vec(value, format, &mut buf)?;
+        self.inner
+            .size_hint
+            .store(buf.len().max(64), Ordering::Relaxed);
+        self.finish::<T>(Bytes::from(buf), format)
+    }
+
+    /// Encodes `value` in `format` into `buf`, which is reused across calls: the
+    /// returned bytes are split off it, and its spare capacity stays for the next call.
+    ///
+    /// # Errors
+    /// As [`Codec::encode`].
+    pub fn encode_into<T: Payload>(
+        &self,
+        value: &T,
+        format: Format,
+        buf: &mut BytesMut,
+    ) -> Result<Encoded, CodecError> {
+        buf.clear();
+        match format {
+            Format::Json => {
+                serde_json::to_writer(buf.writer(), value).map_err(|e| encode_error(format, e))?
             }
+            Format::MessagePack => rmp_serde::encode::write_named(&mut buf.writer(), value)
+                .map_err(|e| encode_error(format, e))?,
             Format::Protobuf => {
-                return Err(CodecError::Encode {
-                    format: format.name(),
-                    message: "this type has no protobuf schema".into(),
-                });
+                let mut tmp = Vec::new();
+                value.encode_protobuf(&mut tmp)?;
+                buf.extend_from_slice(&tmp);
             }
+        }
+        let bytes = buf.split().freeze();
+        self.finish::<T>(bytes, format)
+    }
+
+    fn finish<T: Payload>(&self, bytes: Bytes, format: Format) -> Result<Encoded, CodecError> {
+        let (bytes, content_encoding) = match self.inner.compression {
+            Some(c) if bytes.len() >= c.threshold => {
+                let packed =
+                    zstd::bulk::compress(&bytes, c.level).map_err(|e| CodecError::Encode {
+                        format: "zstd",
+                        message: e.to_string(),
+                    })?;
+                if packed.len() < bytes.len() {
+                    (Bytes::from(packed), Some(ZSTD))
+                } else {
+                    (bytes, None)
+                }
+            }
+            _ => (bytes, None),
         };
+        if bytes.len() > self.inner.max_encoded {
+            return Err(CodecError::TooLarge {
+                what: "encoded",
+                limit: self.inner.max_encoded,
+                actual: bytes.len(),
+            });
+        }
         Ok(Encoded {
-            bytes: Bytes::from(bytes),
+            bytes,
             format,
             content_type: format.content_type(),
+            content_encoding,
+            schema: T::SCHEMA,
         })
     }
 
-    /// Decodes `bytes` that are in `format`.
+    /// Decodes a payload described by `meta`: checks its size, decompresses it,
+    /// checks its schema (upcasting an older version), decodes, and validates.
     ///
     /// # Errors
-    /// [`CodecError::Syntax`] or [`CodecError::Data`], with position or field path.
-    pub fn decode<T: DeserializeOwned>(
+    /// Every [`CodecError`] that says what was wrong with the payload and where.
+    pub fn decode<T: Payload>(
         &self,
-        bytes: &[u8],
-        format: Format,
+        bytes: Bytes,
+        meta: &PayloadMeta<'_>,
     ) -> Result<T, CodecError> {
-        match format {
-            Format::Json => {
-                let mut de = serde_json::Deserializer::from_slice(bytes);
-                let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner();
-                    if inner.is_data() {
-                        CodecError::Data {
-                            format: format.name(),
-                            path,
-                            message: inner.to_string(),
-                        }
-                    } else {
-                        CodecError::Syntax {
-                            format: format.name(),
-                            position: format!("line {} column {}", inner.line(), inner.column()),
-                            message: inner.to_string(),
-                        }
-                    }
-                })?;
-                de.end().map_err(|e| CodecError::Syntax {
-                    format: format.name(),
-                    position: format!("line {} column {}", e.line(), e.column()),
-                    message: e.to_string(),
-                })?;
-                Ok(value)
-            }
-            Format::MessagePack => {
-                let mut de = rmp_serde::Deserializer::new(bytes);
-                serde_path_to_error::deserialize(&mut de).map_err(|e| CodecError::Data {
-                    format: format.name(),
-                    path: e.path().to_string(),
-                    message: e.into_inner().to_string(),
-                })
-            }
-            Format::Protobuf => Err(CodecError::UnsupportedContentType {
-                content_type: format.content_type().into(),
-            }),
+        if bytes.len() > self.inner.max_encoded {
+            return Err(CodecError::TooLarge {
+                what: "encoded",
+                limit: self.inner.max_encoded,
+                actual: bytes.len(),
+            });
         }
+        let format: Format = meta.content_type.parse()?;
+        let bytes = match meta.content_encoding.map(str::trim) {
+            None | Some("") => bytes,
+            Some(e) if e.eq_ignore_ascii_case("identity") => bytes,
+            Some(e) if e.eq_ignore_ascii_case(ZSTD) => decompress(&bytes, self.inner.max_decoded)?,
+            Some(other) => {
+                return Err(CodecError::UnsupportedEncoding {
+                    encoding: other.to_owned(),
+                });
+            }
+        };
+        let value: T = match (meta.schema.as_deref(), T::SCHEMA) {
+            (Some(text), Some(expected)) => {
+                let found = SchemaId::parse(text)?;
+                if found.name() != expected.name() {
+                    return Err(CodecError::SchemaMismatch {
+                        expected: expected.to_string(),
+                        found: found.to_string(),
+                    });
+                }
+                if found.version() == expected.version() {
+                    decode_format(bytes, format)?
+                } else if found.version() > expected.version() {
+                    return Err(CodecError::UnknownSchemaVersion {
+                        schema: found.name().to_owned(),
+                        version: found.version(),
+                        reason: format!(
+                            "newer than this reader, which reads up to v{}; upgrade the reader",
+                            expected.version()
+                        ),
+                    });
+                } else {
+                    self.inner.upcasters.upcast::<T>(
+                        found.name(),
+                        found.version(),
+                        bytes,
+                        format,
+                    )?
+                }
+            }
+            _ => decode_format(bytes, format)?,
+        };
+        if self.inner.validate {
+            value.validate().map_err(|v| CodecError::Validation {
+                schema: T::SCHEMA
+                    .map(|s| s.name().to_owned())
+                    .unwrap_or_else(|| std::any::type_name::<T>().to_owned()),
+                path: v.path,
+                reason: v.reason,
+            })?;
+        }
+        Ok(value)
+    }
+}
+
+fn encode_to_vec<T: Payload>(
+    value: &T,
+    format: Format,
+    buf: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    match format {
+        Format::Json => serde_json::to_writer(buf, value).map_err(|e| encode_error(format, e)),
+        Format::MessagePack => {
+            rmp_serde::encode::write_named(buf, value).map_err(|e| encode_error(format, e))
+        }
+        Format::Protobuf => value.encode_protobuf(buf),
     }
 }
 
@@ -138,5 +450,33 @@ fn encode_error(format: Format, e: impl std::fmt::Display) -> CodecError {
     CodecError::Encode {
         format: format.name(),
         message: e.to_string(),
+    }
+}
+
+/// Decompresses zstd, stopping with [`CodecError::TooLarge`] once `limit` is passed.
+fn decompress(bytes: &[u8], limit: usize) -> Result<Bytes, CodecError> {
+    let fail = |e: std::io::Error| CodecError::Decompression {
+        message: e.to_string(),
+    };
+    let decoder = zstd::stream::read::Decoder::with_buffer(bytes).map_err(fail)?;
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    decoder.take(cap).read_to_end(&mut out).map_err(fail)?;
+    if out.len() > limit {
+        return Err(CodecError::TooLarge {
+            what: "decompressed",
+            limit,
+            actual: out.len(),
+        });
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Decodes `bytes` in `format`, with no compression, schema or validation step.
+pub(crate) fn decode_format<T: Payload>(bytes: Bytes, format: Format) -> Result<T, CodecError> {
+    match format {
+        Format::Json => crate::json::decode(&bytes),
+        Format::MessagePack => crate::msgpack::decode(&bytes),
+        Format::Protobuf => T::decode_protobuf(bytes),
     }
 }

@@ -1,8 +1,19 @@
 #![doc = include_str!("../README.md")]
+
 mod codec;
 mod error;
 mod format;
+mod json;
+pub mod legacy;
+mod msgpack;
+mod proto;
+mod schema;
+mod upcast;
+mod wire;
 
-pub use codec::{Codec, CodecBuilder, Encoded};
-pub use error::CodecError;
+pub use codec::{Codec, CodecBuilder, Compression, Encoded, PayloadMeta, ZSTD};
+pub use error::{CodecError, Violation};
 pub use format::Format;
+pub use proto::{FILE_DESCRIPTOR_SET, v1};
+pub use schema::{Payload, SchemaId};
+pub use wire::ProtoEnum;

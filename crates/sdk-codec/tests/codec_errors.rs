@@ -1,0 +1,293 @@
+//! The failures users will hit, with their error text pinned.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use bytes::Bytes;
+use sdk_codec::v1::*;
+use sdk_codec::{Codec, CodecError, Format, Payload, PayloadMeta};
+
+fn decode<T: Payload>(codec: &Codec, bytes: &[u8], meta: PayloadMeta<'_>) -> CodecError {
+    match codec.decode::<T>(Bytes::copy_from_slice(bytes), &meta) {
+        Ok(_) => panic!("decoding {bytes:?} should fail"),
+        Err(e) => e,
+    }
+}
+
+const JSON: &str = "application/json";
+const MSGPACK: &str = "application/msgpack";
+const PROTOBUF: &str = "application/protobuf";
+
+#[test]
+fn an_unsupported_content_type_is_named() {
+    let err = decode::<AgentMessage>(&Codec::default(), b"{}", PayloadMeta::new("text/xml"));
+    assert!(matches!(err, CodecError::UnsupportedContentType { .. }));
+    assert_eq!(
+        err.to_string(),
+        "unsupported content type \"text/xml\": expected application/json, application/msgpack or application/protobuf"
+    );
+}
+
+#[test]
+fn json_syntax_errors_give_line_and_column() {
+    let err = decode::<AgentMessage>(
+        &Codec::default(),
+        b"{\n \"messageId\": \"m\",\n oops}",
+        PayloadMeta::new(JSON),
+    );
+    assert_eq!(
+        err.to_string(),
+        "syntax error in json payload at line 3 column 2: key must be a string"
+    );
+}
+
+#[test]
+fn json_data_errors_give_the_field_path() {
+    let err = decode::<AgentTask>(
+        &Codec::default(),
+        br#"{"taskId":"t","agentId":"a","taskType":"x","metadata":{"k":7}}"#,
+        PayloadMeta::new(JSON),
+    );
+    assert!(
+        matches!(&err, CodecError::Data { path, .. } if path == "metadata.k"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "data error in json payload at `metadata.k`: invalid type: integer `7`, expected a string"
+    );
+    let err = decode::<TaskResult>(
+        &Codec::default(),
+        br#"{"taskId":"t","status":"TASK_STATUS_DONE"}"#,
+        PayloadMeta::new(JSON),
+    );
+    assert_eq!(
+        err.to_string(),
+        "data error in json payload at `status`: unknown sdk.v1.TaskStatus value \"TASK_STATUS_DONE\""
+    );
+    let err = decode::<AgentTask>(
+        &Codec::default(),
+        br#"{"taskId":"t","createdAt":"yesterday"}"#,
+        PayloadMeta::new(JSON),
+    );
+    assert!(
+        matches!(&err, CodecError::Data { path, .. } if path == "createdAt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn trailing_bytes_are_refused_in_json_and_msgpack() {
+    let err = decode::<ErrorInfo>(
+        &Codec::default(),
+        br#"{"code":"c","message":"m"} {}"#,
+        PayloadMeta::new(JSON),
+    );
+    assert_eq!(
+        err.to_string(),
+        "2 trailing bytes after a complete json value"
+    );
+    let codec = Codec::builder()
+        .format(Format::MessagePack)
+        .build()
+        .unwrap();
+    let mut bytes = codec.encode(&common::error_info()).unwrap().bytes.to_vec();
+    bytes.extend_from_slice(&[0xc0, 0xc0, 0xc0]);
+    let err = decode::<ErrorInfo>(&codec, &bytes, PayloadMeta::new(MSGPACK));
+    assert_eq!(
+        err.to_string(),
+        "3 trailing bytes after a complete msgpack value"
+    );
+}
+
+#[test]
+fn msgpack_errors_say_where() {
+    let codec = Codec::default();
+    // A map announcing one entry, then nothing.
+    let err = decode::<ErrorInfo>(&codec, &[0x81], PayloadMeta::new(MSGPACK));
+    assert!(
+        matches!(&err, CodecError::Syntax { position, .. } if position == "byte 1"),
+        "{err}"
+    );
+    // {"retryable": "yes"}: a string where a bool belongs.
+    let mut bytes = vec![0x81, 0xa9];
+    bytes.extend_from_slice(b"retryable");
+    bytes.extend_from_slice(&[0xa3, b'y', b'e', b's']);
+    let err = decode::<ErrorInfo>(&codec, &bytes, PayloadMeta::new(MSGPACK));
+    assert!(
+        matches!(&err, CodecError::Data { path, .. } if path == "retryable"),
+        "{err}"
+    );
+}
+
+#[test]
+fn protobuf_errors_name_the_field() {
+    // Field 1 (messageId) as a length-delimited string of 10 bytes, but only 2 follow.
+    let err = decode::<AgentMessage>(
+        &Codec::default(),
+        &[0x0a, 10, b'a', b'b'],
+        PayloadMeta::new(PROTOBUF),
+    );
+    assert!(matches!(err, CodecError::Syntax { .. }), "{err:?}");
+    assert!(err.to_string().contains("AgentMessage.message_id"), "{err}");
+    // Invalid UTF-8 in a string field is a data error.
+    let err = decode::<AgentMessage>(
+        &Codec::default(),
+        &[0x0a, 2, 0xff, 0xfe],
+        PayloadMeta::new(PROTOBUF),
+    );
+    assert!(
+        matches!(&err, CodecError::Data { path, .. } if path == "AgentMessage.message_id"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn validation_errors_carry_the_field_path_and_reason() {
+    let codec = Codec::default();
+    let mut chunk = common::document_chunk(4);
+    chunk.embedding_dimension = 8;
+    let encoded = Codec::builder()
+        .validate(false)
+        .build()
+        .unwrap()
+        .encode(&chunk)
+        .unwrap();
+    let err = codec
+        .decode::<DocumentChunk>(encoded.bytes.clone(), &encoded.meta())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "validation failed for sdk.v1.DocumentChunk at `embedding`: has 4 values but embeddingDimension is 8"
+    );
+    // With validation off the same payload decodes.
+    let lenient = Codec::builder().validate(false).build().unwrap();
+    assert!(
+        lenient
+            .decode::<DocumentChunk>(encoded.bytes.clone(), &encoded.meta())
+            .is_ok()
+    );
+
+    let mut status = common::status_update();
+    status.progress = 1.5;
+    let encoded = lenient.encode(&status).unwrap();
+    let err = codec
+        .decode::<StatusUpdate>(encoded.bytes.clone(), &encoded.meta())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "validation failed for sdk.v1.StatusUpdate at `progress`: must be within 0..=1, got 1.5"
+    );
+
+    let err = decode::<AgentMessage>(
+        &codec,
+        br#"{"messageId":" ","senderId":"a","receiverId":"b"}"#,
+        PayloadMeta::new(JSON),
+    );
+    assert_eq!(
+        err.to_string(),
+        "validation failed for sdk.v1.AgentMessage at `messageId`: is required and must not be empty"
+    );
+
+    let mut result = common::task_result();
+    result.status = TaskStatus::Failed as i32;
+    let encoded = lenient.encode(&result).unwrap();
+    let err = codec
+        .decode::<TaskResult>(encoded.bytes.clone(), &encoded.meta())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "validation failed for sdk.v1.TaskResult at `error`: is required when status is TASK_STATUS_FAILED"
+    );
+}
+
+#[test]
+fn oversized_payloads_are_refused_with_both_sizes() {
+    let codec = Codec::builder()
+        .max_encoded_size(64)
+        .compression(None)
+        .build()
+        .unwrap();
+    let err = codec.encode(&common::agent_message()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CodecError::TooLarge {
+                what: "encoded",
+                limit: 64,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with("encoded payload is "), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with(" bytes, over the limit of 64 bytes"),
+        "{err}"
+    );
+    let err = decode::<AgentMessage>(&codec, &[b' '; 65], PayloadMeta::new(JSON));
+    assert_eq!(
+        err.to_string(),
+        "encoded payload is 65 bytes, over the limit of 64 bytes"
+    );
+}
+
+#[test]
+fn a_decompression_bomb_stops_at_the_limit() {
+    // 64 MiB of zeros compress to a few KiB.
+    let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 19).unwrap();
+    assert!(bomb.len() < 64 * 1024);
+    let codec = Codec::builder().max_decoded_size(1 << 20).build().unwrap();
+    let err = decode::<Document>(
+        &codec,
+        &bomb,
+        PayloadMeta::new(JSON).with_encoding(Some("zstd")),
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "decompressed payload is {} bytes, over the limit of {} bytes",
+            (1 << 20) + 1,
+            1 << 20
+        )
+    );
+}
+
+#[test]
+fn corrupt_compression_and_unknown_encodings_are_errors() {
+    let err = decode::<Document>(
+        &Codec::default(),
+        b"not zstd at all",
+        PayloadMeta::new(JSON).with_encoding(Some("zstd")),
+    );
+    assert!(matches!(err, CodecError::Decompression { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with("zstd decompression failed: "),
+        "{err}"
+    );
+    let err = decode::<Document>(
+        &Codec::default(),
+        b"{}",
+        PayloadMeta::new(JSON).with_encoding(Some("br")),
+    );
+    assert_eq!(
+        err.to_string(),
+        "unsupported content encoding \"br\": expected zstd or none"
+    );
+}
+
+#[test]
+fn nan_cannot_be_written_as_json() {
+    let mut result = common::task_result();
+    result.cost_usd = f64::NAN;
+    // serde_json writes NaN as null, which a reader would take for 0: refuse instead,
+    // through validation on the way back in.
+    let codec = Codec::default();
+    let encoded = codec.encode(&result).unwrap();
+    let err = codec
+        .decode::<TaskResult>(encoded.bytes.clone(), &encoded.meta())
+        .unwrap_err();
+    assert!(err.to_string().contains("costUsd"), "{err}");
+}
