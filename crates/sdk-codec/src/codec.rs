@@ -291,8 +291,17 @@ impl Codec {
     /// # Errors
     /// As [`Codec::encode`].
     pub fn encode_as<T: Payload>(&self, value: &T, format: Format) -> Result<Encoded, CodecError> {
-        let hint = self.inner.size_hint.load(Ordering::Relaxed);
-        let mut buf = Vec::with_capacity(hint.min(self.inner.max_encoded));
+        // Protobuf knows its exact size up front; the serde formats start from the size
+        // of the previous encoding so they rarely grow.
+        let capacity = match format {
+            Format::Protobuf => 0,
+            _ => self
+                .inner
+                .size_hint
+                .load(Ordering::Relaxed)
+                .min(self.inner.max_encoded),
+        };
+        let mut buf = Vec::with_capacity(capacity);
         encode_to_vec(value, format, &mut buf)?;
         self.inner
             .size_hint
@@ -389,32 +398,30 @@ impl Codec {
             }
         };
         let value: T = match (meta.schema.as_deref(), T::SCHEMA) {
+            (Some(text), Some(expected)) if expected.matches(text) => decode_format(bytes, format)?,
             (Some(text), Some(expected)) => {
-                let found = SchemaId::parse(text)?;
-                if found.name() != expected.name() {
+                let (name, version) = SchemaId::parse_parts(text)?;
+                if name != expected.name() {
                     return Err(CodecError::SchemaMismatch {
                         expected: expected.to_string(),
-                        found: found.to_string(),
+                        found: text.trim().to_owned(),
                     });
                 }
-                if found.version() == expected.version() {
+                if version == expected.version() {
                     decode_format(bytes, format)?
-                } else if found.version() > expected.version() {
+                } else if version > expected.version() {
                     return Err(CodecError::UnknownSchemaVersion {
-                        schema: found.name().to_owned(),
-                        version: found.version(),
+                        schema: name.to_owned(),
+                        version,
                         reason: format!(
                             "newer than this reader, which reads up to v{}; upgrade the reader",
                             expected.version()
                         ),
                     });
                 } else {
-                    self.inner.upcasters.upcast::<T>(
-                        found.name(),
-                        found.version(),
-                        bytes,
-                        format,
-                    )?
+                    self.inner
+                        .upcasters
+                        .upcast::<T>(name, version, bytes, format)?
                 }
             }
             _ => decode_format(bytes, format)?,

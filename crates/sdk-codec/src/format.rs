@@ -64,7 +64,7 @@ impl Format {
                 .filter_map(|q| q.trim().parse::<f32>().ok())
                 .next()
                 .unwrap_or(1.0);
-            if !(q > 0.0) {
+            if q.is_nan() || q <= 0.0 {
                 continue;
             }
             let candidate = if media == "*/*" || media == "application/*" {
@@ -101,6 +101,13 @@ impl FromStr for Format {
     /// Parses a media type: case-insensitive, `x-` variants and parameters
     /// (`; charset=utf-8`) accepted.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // The canonical forms first: no allocation on the common path.
+        match s {
+            "application/json" => return Ok(Format::Json),
+            "application/msgpack" => return Ok(Format::MessagePack),
+            "application/protobuf" => return Ok(Format::Protobuf),
+            _ => {}
+        }
         let essence = s.split(';').next().unwrap_or_default().trim();
         let lower = essence.to_ascii_lowercase();
         let subtype = lower

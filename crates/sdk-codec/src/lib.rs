@@ -7,6 +7,8 @@ mod json;
 pub mod legacy;
 mod msgpack;
 mod proto;
+#[cfg(feature = "samples")]
+pub mod samples;
 mod schema;
 mod upcast;
 mod wire;

@@ -6,24 +6,75 @@ use crate::CodecError;
 
 const FORMAT: &str = "msgpack";
 
-/// Decodes one MessagePack value and refuses trailing bytes.
+/// Decodes one MessagePack value and refuses trailing bytes. The fast path is the
+/// borrowing `rmp_serde::from_slice`; a marker walk then finds where the value ends.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let mut rest: &[u8] = bytes;
-    let mut de = rmp_serde::Deserializer::new(&mut rest);
-    match T::deserialize(&mut de) {
-        Ok(value) => {
-            drop(de);
-            if rest.is_empty() {
-                Ok(value)
-            } else {
-                Err(CodecError::TrailingBytes {
-                    format: FORMAT,
-                    count: rest.len(),
-                })
-            }
-        }
+    match rmp_serde::from_slice::<T>(bytes) {
+        Ok(value) => match value_len(bytes) {
+            Some(len) if len < bytes.len() => Err(CodecError::TrailingBytes {
+                format: FORMAT,
+                count: bytes.len() - len,
+            }),
+            _ => Ok(value),
+        },
         Err(_) => Err(explain::<T>(bytes)),
     }
+}
+
+/// The length in bytes of the first MessagePack value in `bytes`, or `None` when it
+/// is truncated or malformed. Walks markers only; no values are built.
+pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
+    let mut pos = 0usize;
+    // Values still to skip; each is at least one byte, so more than remain is malformed.
+    let mut pending: u64 = 1;
+    let be = |at: usize, n: usize| -> Option<u64> {
+        let slice = bytes.get(at..at.checked_add(n)?)?;
+        Some(slice.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    };
+    while pending > 0 {
+        pending -= 1;
+        let marker = *bytes.get(pos)?;
+        // (bytes of header after the marker, payload bytes, child values)
+        let (header, payload, children): (usize, u64, u64) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0),
+            0x80..=0x8f => (0, 0, 2 * u64::from(marker & 0x0f)),
+            0x90..=0x9f => (0, 0, u64::from(marker & 0x0f)),
+            0xa0..=0xbf => (0, u64::from(marker & 0x1f), 0),
+            0xc4 | 0xd9 => (1, be(pos + 1, 1)?, 0),
+            0xc5 | 0xda => (2, be(pos + 1, 2)?, 0),
+            0xc6 | 0xdb => (4, be(pos + 1, 4)?, 0),
+            0xc7 => (2, be(pos + 1, 1)?, 0),
+            0xc8 => (3, be(pos + 1, 2)?, 0),
+            0xc9 => (5, be(pos + 1, 4)?, 0),
+            0xca => (0, 4, 0),
+            0xcb => (0, 8, 0),
+            0xcc | 0xd0 => (0, 1, 0),
+            0xcd | 0xd1 => (0, 2, 0),
+            0xce | 0xd2 => (0, 4, 0),
+            0xcf | 0xd3 => (0, 8, 0),
+            0xd4 => (1, 1, 0),
+            0xd5 => (1, 2, 0),
+            0xd6 => (1, 4, 0),
+            0xd7 => (1, 8, 0),
+            0xd8 => (1, 16, 0),
+            0xdc => (2, 0, be(pos + 1, 2)?),
+            0xdd => (4, 0, be(pos + 1, 4)?),
+            0xde => (2, 0, 2 * be(pos + 1, 2)?),
+            0xdf => (4, 0, 2 * be(pos + 1, 4)?),
+            0xc1 => return None,
+        };
+        pos = pos
+            .checked_add(1 + header)?
+            .checked_add(usize::try_from(payload).ok()?)?;
+        if pos > bytes.len() {
+            return None;
+        }
+        pending = pending.checked_add(children)?;
+        if pending > (bytes.len() - pos) as u64 {
+            return None;
+        }
+    }
+    Some(pos)
 }
 
 fn explain<T: DeserializeOwned>(bytes: &[u8]) -> CodecError {
@@ -58,5 +109,45 @@ fn explain<T: DeserializeOwned>(bytes: &[u8]) -> CodecError {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_len_finds_the_end_of_nested_values() {
+        #[derive(serde::Serialize)]
+        struct S {
+            a: Vec<u32>,
+            b: std::collections::BTreeMap<String, f64>,
+            c: Option<String>,
+            d: serde_bytes_like::Bin,
+            e: i64,
+        }
+        mod serde_bytes_like {
+            pub(super) struct Bin(pub(super) Vec<u8>);
+            impl serde::Serialize for Bin {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    s.serialize_bytes(&self.0)
+                }
+            }
+        }
+        let value = S {
+            a: (0..300).collect(),
+            b: [("x".to_owned(), 1.5), ("y".to_owned(), -2.0)].into(),
+            c: Some("z".repeat(40)),
+            d: serde_bytes_like::Bin(vec![7; 300]),
+            e: -5_000_000_000,
+        };
+        let bytes = rmp_serde::to_vec_named(&value).unwrap();
+        assert_eq!(value_len(&bytes), Some(bytes.len()));
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(value_len(&longer), Some(bytes.len()));
+        assert_eq!(value_len(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(value_len(&[0xc1]), None);
+        assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff]), None);
     }
 }

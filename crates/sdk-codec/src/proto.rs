@@ -45,11 +45,7 @@ macro_rules! proto_payload {
                 Some(SchemaId::new(concat!("sdk.v1.", stringify!($t)), $version));
 
             fn encode_protobuf(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> {
-                buf.reserve(prost::Message::encoded_len(self));
-                prost::Message::encode(self, buf).map_err(|e| CodecError::Encode {
-                    format: "protobuf",
-                    message: e.to_string(),
-                })
+                encode_message(self, buf)
             }
 
             fn decode_protobuf(bytes: Bytes) -> Result<Self, CodecError> {
@@ -69,9 +65,140 @@ proto_payload! {
     TaskResult => 1, task_result;
     EventMessage => 1, event_message;
     Document => 1, document;
-    DocumentChunk => 1, document_chunk;
     StatusUpdate => 2, status_update;
     ErrorInfo => 1, error_info;
+}
+
+/// Appends `message` to `buf`; an empty `buf` gets prost's exact-size encoding.
+fn encode_message<M: prost::Message>(message: &M, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+    if buf.is_empty() {
+        *buf = message.encode_to_vec();
+        return Ok(());
+    }
+    buf.reserve(message.encoded_len());
+    message.encode(buf).map_err(|e| CodecError::Encode {
+        format: "protobuf",
+        message: e.to_string(),
+    })
+}
+
+/// `DocumentChunk` moves its embedding as one block of little-endian f32, which is
+/// exactly the packed-float wire form: no per-element work on little-endian machines.
+/// Every other field goes through prost.
+impl Payload for DocumentChunk {
+    const SCHEMA: Option<SchemaId> = Some(SchemaId::new("sdk.v1.DocumentChunk", 1));
+
+    fn encode_protobuf(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+        // Listing every field (no `..`) makes a new proto field a compile error here
+        // rather than a silently dropped value.
+        let rest = DocumentChunk {
+            chunk_id: self.chunk_id.clone(),
+            document_id: self.document_id.clone(),
+            chunk_index: self.chunk_index,
+            text: self.text.clone(),
+            embedding: Vec::new(),
+            embedding_dimension: self.embedding_dimension,
+            embedding_model: self.embedding_model.clone(),
+            start_offset: self.start_offset,
+            end_offset: self.end_offset,
+            token_count: self.token_count,
+            metadata: self.metadata.clone(),
+        };
+        let floats = self.embedding.len() * 4;
+        buf.reserve(prost::Message::encoded_len(&rest) + floats + 11);
+        encode_message(&rest, buf)?;
+        if floats > 0 {
+            prost::encoding::encode_key(
+                EMBEDDING_FIELD,
+                prost::encoding::WireType::LengthDelimited,
+                buf,
+            );
+            prost::encoding::encode_varint(floats as u64, buf);
+            #[cfg(target_endian = "little")]
+            buf.extend_from_slice(bytemuck::cast_slice(&self.embedding));
+            #[cfg(target_endian = "big")]
+            buf.extend(self.embedding.iter().flat_map(|f| f.to_le_bytes()));
+        }
+        Ok(())
+    }
+
+    fn decode_protobuf(bytes: Bytes) -> Result<Self, CodecError> {
+        match split_embedding(&bytes) {
+            Some((rest, embedding)) => {
+                let mut chunk = <DocumentChunk as prost::Message>::decode(rest.as_slice())
+                    .map_err(decode_error)?;
+                chunk.embedding = embedding;
+                Ok(chunk)
+            }
+            // No embedding, or wire data that prost should judge (and report) itself.
+            None => <DocumentChunk as prost::Message>::decode(bytes).map_err(decode_error),
+        }
+    }
+
+    fn validate(&self) -> Result<(), Violation> {
+        document_chunk(self)
+    }
+}
+
+const EMBEDDING_FIELD: u32 = 5;
+
+fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Splits the top-level embedding field out of an encoded `DocumentChunk`: the other
+/// fields' bytes, and the floats. `None` when there is no embedding or the wire data
+/// is malformed (prost then decodes, or rejects, the original).
+fn split_embedding(bytes: &[u8]) -> Option<(Vec<u8>, Vec<f32>)> {
+    let mut pos = 0;
+    let mut rest = Vec::new();
+    let mut floats: Vec<u8> = Vec::new();
+    let mut found = false;
+    while pos < bytes.len() {
+        let start = pos;
+        let key = read_varint(bytes, &mut pos)?;
+        let field = key >> 3;
+        match key & 7 {
+            0 => {
+                read_varint(bytes, &mut pos)?;
+            }
+            1 => pos = pos.checked_add(8)?,
+            2 => {
+                let len = usize::try_from(read_varint(bytes, &mut pos)?).ok()?;
+                let body = pos;
+                pos = pos.checked_add(len)?;
+                if field == u64::from(EMBEDDING_FIELD) {
+                    floats.extend_from_slice(bytes.get(body..pos)?);
+                    found = true;
+                    continue;
+                }
+            }
+            5 => {
+                pos = pos.checked_add(4)?;
+                if field == u64::from(EMBEDDING_FIELD) {
+                    floats.extend_from_slice(bytes.get(pos - 4..pos)?);
+                    found = true;
+                    continue;
+                }
+            }
+            _ => return None,
+        }
+        rest.extend_from_slice(bytes.get(start..pos)?);
+    }
+    if !found || !floats.len().is_multiple_of(4) {
+        return None;
+    }
+    let embedding = crate::wire::f32_from_le_bytes(&floats).ok()?;
+    Some((rest, embedding))
 }
 
 /// Turns prost's error into a syntax error (broken wire data) or a data error (valid

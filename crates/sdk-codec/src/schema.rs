@@ -41,6 +41,15 @@ impl SchemaId {
     /// # Errors
     /// [`CodecError::InvalidSchemaId`] for anything but `urn:sdk:schema:<name>:v<n>`.
     pub fn parse(value: &str) -> Result<SchemaId, CodecError> {
+        let (name, version) = SchemaId::parse_parts(value)?;
+        Ok(SchemaId {
+            name: Cow::Owned(name.to_owned()),
+            version,
+        })
+    }
+
+    /// Parses the `ce-dataschema` form into borrowed parts, without allocating.
+    pub(crate) fn parse_parts(value: &str) -> Result<(&str, u32), CodecError> {
         let invalid = || CodecError::InvalidSchemaId {
             value: value.to_owned(),
         };
@@ -54,10 +63,29 @@ impl SchemaId {
         if !name_ok || version == 0 {
             return Err(invalid());
         }
-        Ok(SchemaId {
-            name: Cow::Owned(name.to_owned()),
-            version,
-        })
+        Ok((name, version))
+    }
+
+    /// Whether `text` is exactly this id in its `ce-dataschema` form; the fast path
+    /// of every decode, without parsing or allocating.
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        let Some(rest) = text.strip_prefix(PREFIX) else {
+            return false;
+        };
+        let Some(rest) = rest.strip_prefix(self.name.as_ref()) else {
+            return false;
+        };
+        let Some(digits) = rest.strip_prefix(":v") else {
+            return false;
+        };
+        let mut value: u64 = 0;
+        for b in digits.bytes() {
+            if !b.is_ascii_digit() || value > u64::from(u32::MAX) {
+                return false;
+            }
+            value = value * 10 + u64::from(b - b'0');
+        }
+        !digits.is_empty() && value == u64::from(self.version)
     }
 
     /// The schema name, e.g. `sdk.v1.AgentMessage`.
@@ -130,6 +158,22 @@ pub trait Payload: Serialize + DeserializeOwned + Send + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_match_agrees_with_parsing() {
+        let id = SchemaId::new("sdk.v1.AgentMessage", 12);
+        assert!(id.matches("urn:sdk:schema:sdk.v1.AgentMessage:v12"));
+        for other in [
+            "urn:sdk:schema:sdk.v1.AgentMessage:v1",
+            "urn:sdk:schema:sdk.v1.AgentMessage:v120",
+            "urn:sdk:schema:sdk.v1.AgentMessageX:v12",
+            "urn:sdk:schema:sdk.v1.AgentMessage:v",
+            "urn:sdk:schema:sdk.v1.AgentMessage:v12 ",
+            "sdk.v1.AgentMessage:v12",
+        ] {
+            assert!(!id.matches(other), "{other}");
+        }
+    }
 
     #[test]
     fn bad_schema_ids_are_refused() {

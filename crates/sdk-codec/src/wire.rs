@@ -466,7 +466,7 @@ pub(crate) mod embedding {
 /// Little-endian f32 bytes to a vector; one copy, no per-element work on
 /// little-endian machines.
 pub(crate) fn f32_from_le_bytes(bytes: &[u8]) -> Result<Vec<f32>, String> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(format!(
             "embedding bin is {} bytes, not a multiple of 4",
             bytes.len()

@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use bytes::Bytes;
 use sdk_codec::v1::*;
 use sdk_codec::{Codec, CodecError, Format, Payload, PayloadMeta};
@@ -92,7 +90,11 @@ fn trailing_bytes_are_refused_in_json_and_msgpack() {
         .format(Format::MessagePack)
         .build()
         .unwrap();
-    let mut bytes = codec.encode(&common::error_info()).unwrap().bytes.to_vec();
+    let mut bytes = codec
+        .encode(&sdk_codec::samples::error_info())
+        .unwrap()
+        .bytes
+        .to_vec();
     bytes.extend_from_slice(&[0xc0, 0xc0, 0xc0]);
     let err = decode::<ErrorInfo>(&codec, &bytes, PayloadMeta::new(MSGPACK));
     assert_eq!(
@@ -146,7 +148,7 @@ fn protobuf_errors_name_the_field() {
 #[test]
 fn validation_errors_carry_the_field_path_and_reason() {
     let codec = Codec::default();
-    let mut chunk = common::document_chunk(4);
+    let mut chunk = sdk_codec::samples::document_chunk(4);
     chunk.embedding_dimension = 8;
     let encoded = Codec::builder()
         .validate(false)
@@ -169,7 +171,7 @@ fn validation_errors_carry_the_field_path_and_reason() {
             .is_ok()
     );
 
-    let mut status = common::status_update();
+    let mut status = sdk_codec::samples::status_update();
     status.progress = 1.5;
     let encoded = lenient.encode(&status).unwrap();
     let err = codec
@@ -190,7 +192,7 @@ fn validation_errors_carry_the_field_path_and_reason() {
         "validation failed for sdk.v1.AgentMessage at `messageId`: is required and must not be empty"
     );
 
-    let mut result = common::task_result();
+    let mut result = sdk_codec::samples::task_result();
     result.status = TaskStatus::Failed as i32;
     let encoded = lenient.encode(&result).unwrap();
     let err = codec
@@ -209,7 +211,9 @@ fn oversized_payloads_are_refused_with_both_sizes() {
         .compression(None)
         .build()
         .unwrap();
-    let err = codec.encode(&common::agent_message()).unwrap_err();
+    let err = codec
+        .encode(&sdk_codec::samples::agent_message())
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -280,7 +284,7 @@ fn corrupt_compression_and_unknown_encodings_are_errors() {
 
 #[test]
 fn nan_cannot_be_written_as_json() {
-    let mut result = common::task_result();
+    let mut result = sdk_codec::samples::task_result();
     result.cost_usd = f64::NAN;
     // serde_json writes NaN as null, which a reader would take for 0: refuse instead,
     // through validation on the way back in.

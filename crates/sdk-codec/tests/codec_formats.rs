@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use bytes::Bytes;
 use sdk_codec::v1::*;
 use sdk_codec::{Codec, Format, Payload};
@@ -23,21 +21,26 @@ fn round_trip<T: Payload + PartialEq + std::fmt::Debug>(value: &T) {
 
 #[test]
 fn every_type_round_trips_in_every_format() {
-    round_trip(&common::agent_message());
-    round_trip(&common::agent_task());
-    round_trip(&common::task_result());
-    round_trip(&common::event_message());
-    round_trip(&common::document());
-    round_trip(&common::document_chunk(1536));
-    round_trip(&common::status_update());
-    round_trip(&common::error_info());
+    round_trip(&sdk_codec::samples::agent_message());
+    round_trip(&sdk_codec::samples::agent_task());
+    round_trip(&sdk_codec::samples::task_result());
+    round_trip(&sdk_codec::samples::event_message());
+    round_trip(&sdk_codec::samples::document());
+    round_trip(&sdk_codec::samples::document_chunk(1536));
+    round_trip(&sdk_codec::samples::status_update());
+    round_trip(&sdk_codec::samples::error_info());
 }
 
 #[test]
 fn json_follows_the_proto3_json_mapping() {
     let codec = Codec::builder().format(Format::Json).build().unwrap();
-    let json: serde_json::Value =
-        serde_json::from_slice(&codec.encode(&common::task_result()).unwrap().bytes).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(
+        &codec
+            .encode(&sdk_codec::samples::task_result())
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
     // lowerCamelCase names, enums by name, uint64 as a string, RFC 3339 timestamps,
     // Struct as a plain object.
     assert_eq!(json["taskId"], "t-1");
@@ -73,7 +76,7 @@ fn msgpack_writes_maps_with_field_names_and_embeddings_as_bin() {
         .format(Format::MessagePack)
         .build()
         .unwrap();
-    let chunk = common::document_chunk(4);
+    let chunk = sdk_codec::samples::document_chunk(4);
     let bytes = codec.encode(&chunk).unwrap().bytes;
     // A map (fixmap 0x8N or map16 0xde), never an array.
     assert!(
@@ -114,7 +117,7 @@ fn an_older_msgpack_reader_ignores_a_field_it_does_not_know() {
         instance_id: String,
     }
     impl Payload for OldStatus {}
-    let mut status = common::status_update();
+    let mut status = sdk_codec::samples::status_update();
     status.metadata.insert("new".into(), "field".into());
     let codec = Codec::builder()
         .format(Format::MessagePack)
@@ -132,7 +135,7 @@ fn an_older_msgpack_reader_ignores_a_field_it_does_not_know() {
 
 #[test]
 fn protobuf_embeddings_are_packed_floats() {
-    let chunk = common::document_chunk(3);
+    let chunk = sdk_codec::samples::document_chunk(3);
     let codec = Codec::builder().format(Format::Protobuf).build().unwrap();
     let bytes = codec.encode(&chunk).unwrap().bytes;
     // Field 5, wire type 2 (length-delimited), 12 bytes, then the raw f32s.
@@ -190,9 +193,9 @@ fn large_payloads_are_compressed_above_the_threshold() {
         }))
         .build()
         .unwrap();
-    let small = codec.encode(&common::agent_message()).unwrap();
+    let small = codec.encode(&sdk_codec::samples::agent_message()).unwrap();
     assert_eq!(small.content_encoding, None);
-    let mut doc = common::document();
+    let mut doc = sdk_codec::samples::document();
     doc.text = "lorem ipsum dolor sit amet ".repeat(200);
     let big = codec.encode(&doc).unwrap();
     assert_eq!(big.content_encoding, Some("zstd"));
@@ -206,13 +209,21 @@ fn encode_into_reuses_the_callers_buffer() {
     let codec = Codec::builder().compression(None).build().unwrap();
     let mut buf = bytes::BytesMut::with_capacity(4096);
     let first = codec
-        .encode_into(&common::agent_message(), Format::MessagePack, &mut buf)
+        .encode_into(
+            &sdk_codec::samples::agent_message(),
+            Format::MessagePack,
+            &mut buf,
+        )
         .unwrap();
     let second = codec
-        .encode_into(&common::agent_message(), Format::MessagePack, &mut buf)
+        .encode_into(
+            &sdk_codec::samples::agent_message(),
+            Format::MessagePack,
+            &mut buf,
+        )
         .unwrap();
     assert_eq!(first.bytes, second.bytes);
     assert!(buf.capacity() > 0, "spare capacity stays for the next call");
     let back: AgentMessage = codec.decode(second.bytes.clone(), &second.meta()).unwrap();
-    assert_eq!(back, common::agent_message());
+    assert_eq!(back, sdk_codec::samples::agent_message());
 }

@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use sdk_codec::legacy::StatusUpdateV1;
 use sdk_codec::v1::{AgentMessage, AgentState, StatusUpdate};
 use sdk_codec::{Codec, CodecError, Format, Payload, PayloadMeta, SchemaId};
@@ -16,7 +14,7 @@ fn v1_status() -> StatusUpdateV1 {
         progress_percent: 40,
         task_id: "t-1".into(),
         message: "halfway-ish".into(),
-        updated_at: common::ts(1_714_564_805, 0),
+        updated_at: sdk_codec::samples::ts(1_714_564_805, 0),
     }
 }
 
@@ -51,14 +49,14 @@ fn a_v1_status_update_decodes_into_v2_in_every_format() {
             "{format}: {status:?}"
         );
         assert_eq!(status.instance_id, "summarizer-1");
-        assert_eq!(status.updated_at, common::ts(1_714_564_805, 0));
+        assert_eq!(status.updated_at, sdk_codec::samples::ts(1_714_564_805, 0));
     }
 }
 
 #[test]
 fn a_newer_version_is_refused_clearly() {
     let codec = Codec::default();
-    let encoded = codec.encode(&common::status_update()).unwrap();
+    let encoded = codec.encode(&sdk_codec::samples::status_update()).unwrap();
     let meta = PayloadMeta::new("application/json")
         .with_schema(Some("urn:sdk:schema:sdk.v1.StatusUpdate:v3"));
     let err = codec
@@ -73,7 +71,7 @@ fn a_newer_version_is_refused_clearly() {
 #[test]
 fn an_old_version_without_an_upcaster_is_refused_clearly() {
     let codec = Codec::default();
-    let encoded = codec.encode(&common::agent_message()).unwrap();
+    let encoded = codec.encode(&sdk_codec::samples::agent_message()).unwrap();
     // AgentMessage is at v1; pretend a v2 reader gets v1 with no upcaster: use a
     // user type at v2 of a made-up schema.
     #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -95,7 +93,7 @@ fn an_old_version_without_an_upcaster_is_refused_clearly() {
 #[test]
 fn a_payload_of_another_schema_is_refused() {
     let codec = Codec::default();
-    let encoded = codec.encode(&common::agent_message()).unwrap();
+    let encoded = codec.encode(&sdk_codec::samples::agent_message()).unwrap();
     let err = codec
         .decode::<StatusUpdate>(encoded.bytes.clone(), &encoded.meta())
         .unwrap_err();

@@ -5,29 +5,22 @@
 //! bus issue).
 
 use sdk_integration::bus::{Bus, BusConfig, Subject, TenantId};
-use sdk_integration::codec::{Codec, Format};
+use sdk_integration::codec::{Codec, Format, v1::AgentMessage};
 use sdk_integration::telemetry::{Telemetry, TelemetryConfig};
-
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct AgentMessage {
-    id: String,
-    sender: String,
-    receiver: String,
-    content: String,
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let telemetry = Telemetry::init(TelemetryConfig::builder("sdk-demo").build())?;
     let _tracer = telemetry.tracer("demo");
-    let codec = Codec::builder().format(Format::MessagePack).build();
+    let codec = Codec::builder().format(Format::MessagePack).build()?;
     let tenant = TenantId::new("acme")?;
     let inbox = Subject::agent_inbox(&tenant, "researcher")?;
     let message = AgentMessage {
-        id: "m-1".into(),
-        sender: "planner".into(),
-        receiver: "researcher".into(),
+        message_id: "m-1".into(),
+        sender_id: "planner".into(),
+        receiver_id: "researcher".into(),
         content: "find three papers on vector search".into(),
+        ..Default::default()
     };
     let encoded = codec.encode(&message)?;
     println!(
@@ -41,12 +34,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut sub = bus.subscribe(&inbox).await?;
             bus.publish(&inbox, encoded.bytes.clone()).await?;
             if let Some(msg) = sub.next().await {
-                let back: AgentMessage = codec.decode(&msg.payload, encoded.format)?;
+                let back: AgentMessage = codec.decode(msg.payload, &encoded.meta())?;
                 println!("received on {}: {back:?}", msg.subject);
             }
         }
         Err(_) => {
-            let back: AgentMessage = codec.decode(&encoded.bytes, encoded.format)?;
+            let back: AgentMessage = codec.decode(encoded.bytes.clone(), &encoded.meta())?;
             println!("NATS_URL is not set; decoded locally: {back:?}");
         }
     }

@@ -1,30 +1,32 @@
-//! Sample values of every `sdk.v1` type, shared by the codec tests.
-#![allow(dead_code)]
+//! Realistic sample values of every `sdk.v1` type, for tests, benchmarks and docs.
+//! Enabled by the `samples` feature.
+#![allow(missing_docs)]
 
 use std::collections::BTreeMap;
 
-use sdk_codec::v1::*;
+use crate::v1::*;
 
-pub(crate) fn ts(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
+pub fn ts(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos })
 }
 
-pub(crate) fn object(json: serde_json::Value) -> Option<prost_types::Struct> {
+pub fn object(json: serde_json::Value) -> Option<prost_types::Struct> {
     // Round-trip through the codec's own JSON form to build a Struct.
     let wrapper =
         serde_json::json!({ "taskId": "x", "agentId": "a", "taskType": "t", "parameters": json });
-    let task: AgentTask = serde_json::from_value(wrapper).unwrap();
-    task.parameters
+    serde_json::from_value::<AgentTask>(wrapper)
+        .ok()
+        .and_then(|t| t.parameters)
 }
 
-pub(crate) fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
         .collect()
 }
 
-pub(crate) fn agent_message() -> AgentMessage {
+pub fn agent_message() -> AgentMessage {
     AgentMessage {
         message_id: "m-0001".into(),
         sender_id: "planner".into(),
@@ -40,7 +42,7 @@ pub(crate) fn agent_message() -> AgentMessage {
     }
 }
 
-pub(crate) fn agent_task() -> AgentTask {
+pub fn agent_task() -> AgentTask {
     AgentTask {
         task_id: "t-1".into(),
         agent_id: "summarizer".into(),
@@ -58,7 +60,7 @@ pub(crate) fn agent_task() -> AgentTask {
     }
 }
 
-pub(crate) fn task_result() -> TaskResult {
+pub fn task_result() -> TaskResult {
     TaskResult {
         task_id: "t-1".into(),
         agent_id: "summarizer".into(),
@@ -79,7 +81,7 @@ pub(crate) fn task_result() -> TaskResult {
     }
 }
 
-pub(crate) fn event_message() -> EventMessage {
+pub fn event_message() -> EventMessage {
     EventMessage {
         event_id: "e-1".into(),
         event_type: "sdk.task.completed".into(),
@@ -93,7 +95,7 @@ pub(crate) fn event_message() -> EventMessage {
     }
 }
 
-pub(crate) fn document() -> Document {
+pub fn document() -> Document {
     Document {
         document_id: "d-1".into(),
         source_uri: "s3://bucket/papers/vector-search.pdf".into(),
@@ -107,7 +109,7 @@ pub(crate) fn document() -> Document {
     }
 }
 
-pub(crate) fn document_chunk(dimension: usize) -> DocumentChunk {
+pub fn document_chunk(dimension: usize) -> DocumentChunk {
     DocumentChunk {
         chunk_id: "d-1#3".into(),
         document_id: "d-1".into(),
@@ -115,7 +117,7 @@ pub(crate) fn document_chunk(dimension: usize) -> DocumentChunk {
         text: "HNSW builds a layered proximity graph ...".into(),
         #[allow(clippy::cast_precision_loss)]
         embedding: (0..dimension).map(|i| (i as f32).sin()).collect(),
-        embedding_dimension: u32::try_from(dimension).unwrap(),
+        embedding_dimension: u32::try_from(dimension).unwrap_or(u32::MAX),
         embedding_model: "text-embedding-3-small".into(),
         start_offset: 1024,
         end_offset: 2048,
@@ -124,7 +126,7 @@ pub(crate) fn document_chunk(dimension: usize) -> DocumentChunk {
     }
 }
 
-pub(crate) fn status_update() -> StatusUpdate {
+pub fn status_update() -> StatusUpdate {
     StatusUpdate {
         component: "agent".into(),
         instance_id: "summarizer-1".into(),
@@ -137,7 +139,7 @@ pub(crate) fn status_update() -> StatusUpdate {
     }
 }
 
-pub(crate) fn error_info() -> ErrorInfo {
+pub fn error_info() -> ErrorInfo {
     ErrorInfo {
         code: "rate_limited".into(),
         message: "the model provider is rate limiting this key".into(),
