@@ -2,7 +2,7 @@
 //!
 //! `sdk.v1.StatusUpdate` version 1 carried progress as `uint32 progress_percent = 4`
 //! (0..100). Version 2 replaced it with `float progress = 6` (0..1). A v1 payload in
-//! any format decodes into today's [`StatusUpdate`](crate::v1::StatusUpdate) through
+//! any format decodes into today's [`crate::v1::StatusUpdate`] through
 //! [`status_update_v1_to_v2`], which every codec registers by default.
 
 use bytes::Bytes;
