@@ -1,37 +1,111 @@
 //! Errors of the bus.
 
+use std::time::Duration;
+
+use crate::{ConfigError, EnvelopeError, SubjectError};
+
 /// What can go wrong on the bus.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BusError {
-    /// Connecting to NATS failed.
-    #[error("cannot connect to NATS at {url}: {source}")]
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A subject or pattern breaks the contract's grammar.
+    #[error(transparent)]
+    Subject(#[from] SubjectError),
+    /// An envelope cannot be built or read.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// Connecting failed.
+    #[error("cannot connect to NATS at {servers}: {reason}")]
     Connect {
-        /// The server list that was tried.
-        url: String,
-        /// The client's error.
-        #[source]
-        source: async_nats::ConnectError,
+        /// The servers that were tried.
+        servers: String,
+        /// The client's reason.
+        reason: String,
     },
-    /// A publish could not be handed to the client.
-    #[error("publish to {subject} failed: {source}")]
+    /// Headers plus payload exceed the server's `max_payload`.
+    #[error("message for {subject} is {size} bytes (headers and payload), over the server's max_payload of {max_payload} bytes")]
+    TooLarge {
+        /// The subject.
+        subject: String,
+        /// Headers plus payload, in bytes.
+        size: usize,
+        /// The server's limit.
+        max_payload: usize,
+    },
+    /// Disconnected, and the reconnect buffer is full.
+    #[error("not connected, and {limit} messages are already buffered for the reconnect; publish to {subject} refused")]
+    ReconnectBufferFull {
+        /// The subject.
+        subject: String,
+        /// The configured reconnect buffer.
+        limit: usize,
+    },
+    /// The client could not take a publish.
+    #[error("publish to {subject} failed: {reason}")]
     Publish {
         /// The subject.
         subject: String,
-        /// The client's error.
-        #[source]
-        source: async_nats::PublishError,
+        /// Why.
+        reason: String,
     },
     /// Subscribing failed.
-    #[error("subscribe to {subject} failed: {source}")]
+    #[error("subscribe to {subject} failed: {reason}")]
     Subscribe {
         /// The subject or pattern.
         subject: String,
-        /// The client's error.
-        #[source]
-        source: async_nats::SubscribeError,
+        /// Why.
+        reason: String,
     },
-    /// Flushing the connection failed.
-    #[error("flush failed: {0}")]
-    Flush(#[source] async_nats::client::FlushError),
+    /// The server refused an operation under this connection's permissions.
+    #[error("permission denied: this connection may not {operation} {subject:?}")]
+    PermissionDenied {
+        /// `publish to` or `subscribe to`.
+        operation: &'static str,
+        /// The subject.
+        subject: String,
+    },
+    /// Nobody answered a request in time.
+    #[error("request to {subject} timed out after {after:?}")]
+    Timeout {
+        /// The subject.
+        subject: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// Nobody listens on the request's subject.
+    #[error("no responders for {subject}")]
+    NoResponders {
+        /// The subject.
+        subject: String,
+    },
+    /// The responder answered with an error (the `Nats-Service-Error` headers).
+    #[error("service error {code}: {message}")]
+    ServiceError {
+        /// The numeric code: 400, 403, 404, 408, 413, 500, 503.
+        code: u16,
+        /// The text.
+        message: String,
+    },
+    /// A request failed for another reason.
+    #[error("request to {subject} failed: {reason}")]
+    Request {
+        /// The subject.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+    /// Flushing or draining failed.
+    #[error("{operation} failed: {reason}")]
+    Connection {
+        /// `flush` or `drain`.
+        operation: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The bus was drained or closed.
+    #[error("the bus is closed")]
+    Closed,
 }

@@ -1,24 +1,37 @@
-//! Tenant-first subjects, validated once.
+//! Tenant-first subjects, checked once when they are built.
+//!
+//! ```text
+//! sdk.<tenant>.<component>.<action>[.<token>...]
+//! ```
 
 use std::fmt;
 
-/// A subject or token that breaks the contract's grammar.
+/// A subject, pattern or token that breaks the contract's grammar.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubjectError {
     /// A token is empty, too long, or has a character outside its alphabet.
     #[error("invalid {what} {token:?}: {reason}")]
     InvalidToken {
-        /// Which token: `tenant id`, `agent id`, `token`, ...
+        /// Which token: `tenant id`, `agent id`, `event type`, ...
         what: &'static str,
         /// The offending input.
         token: String,
         /// Why it was refused.
         reason: String,
     },
+    /// A whole subject does not follow `sdk.<tenant>.<component>.<action>...`.
+    #[error("invalid subject {subject:?}: {reason}")]
+    InvalidSubject {
+        /// The subject as given.
+        subject: String,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 const MAX_TOKEN: usize = 64;
+const PREFIX: &str = "sdk";
 
 fn check(what: &'static str, token: &str, tenant: bool) -> Result<(), SubjectError> {
     let fail = |reason: String| SubjectError::InvalidToken {
@@ -42,11 +55,7 @@ fn check(what: &'static str, token: &str, tenant: bool) -> Result<(), SubjectErr
             c.is_ascii_alphanumeric() || c == '_' || c == '-'
         };
         if !ok {
-            let allowed = if tenant {
-                "[a-z0-9_-]"
-            } else {
-                "[A-Za-z0-9_-]"
-            };
+            let allowed = if tenant { "[a-z0-9_-]" } else { "[A-Za-z0-9_-]" };
             return Err(fail(format!(
                 "character {c:?} at byte {i} is not allowed; use {allowed}"
             )));
@@ -76,6 +85,18 @@ impl TenantId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A handle that builds subjects and patterns inside `sdk.<tenant>.` only.
+    pub fn scope(&self) -> TenantScope {
+        TenantScope {
+            tenant: self.clone(),
+        }
+    }
+
+    /// The reply-inbox prefix of this tenant, `_INBOX.<tenant>`.
+    pub fn inbox_prefix(&self) -> String {
+        format!("_INBOX.{}", self.0)
+    }
 }
 
 impl fmt::Display for TenantId {
@@ -104,31 +125,483 @@ impl Token {
     }
 }
 
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which family of the contract a subject belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Family {
+    /// `sdk.<t>.agent.<agent_id>.inbox`
+    AgentInbox,
+    /// `sdk.<t>.events.<event_type>[.<more>]`
+    Event,
+    /// `sdk.<t>.workflow.<workflow_id>.<event>`
+    Workflow,
+    /// `sdk.<t>.status.<component>.<instance_id>`
+    Status,
+    /// `sdk.<t>.dlq.<original subject after the tenant>`
+    DeadLetter,
+    /// `sdk.<t>.<component>.<action>[...]`, e.g. `sdk.acme.rag.query`
+    Component,
+}
+
 /// A concrete subject that follows the contract: `sdk.<tenant>.<component>...`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Subject(String);
+pub struct Subject {
+    text: String,
+    tenant_end: usize,
+    family: Family,
+}
 
 impl Subject {
+    fn build(tenant: &TenantId, rest: &[&str], family: Family) -> Subject {
+        let mut text = String::with_capacity(64);
+        text.push_str(PREFIX);
+        text.push('.');
+        text.push_str(tenant.as_str());
+        let tenant_end = text.len();
+        for token in rest {
+            text.push('.');
+            text.push_str(token);
+        }
+        Subject {
+            text,
+            tenant_end,
+            family,
+        }
+    }
+
     /// `sdk.<t>.agent.<agent_id>.inbox`.
     ///
     /// # Errors
     /// [`SubjectError::InvalidToken`] when `agent_id` is not a valid token.
     pub fn agent_inbox(tenant: &TenantId, agent_id: &str) -> Result<Subject, SubjectError> {
         let agent = Token::new("agent id", agent_id)?;
-        Ok(Subject(format!(
-            "sdk.{tenant}.agent.{}.inbox",
-            agent.as_str()
-        )))
+        Ok(Subject::build(
+            tenant,
+            &["agent", agent.as_str(), "inbox"],
+            Family::AgentInbox,
+        ))
+    }
+
+    /// `sdk.<t>.<component>.<action>`, a call to a component such as `sdk.acme.rag.query`.
+    ///
+    /// # Errors
+    /// [`SubjectError::InvalidToken`] for a bad token, or a component name that is
+    /// reserved for another family (`agent`, `events`, `workflow`, `status`, `dlq`).
+    pub fn component(
+        tenant: &TenantId,
+        component: &str,
+        action: &str,
+    ) -> Result<Subject, SubjectError> {
+        let c = Token::new("component", component)?;
+        if matches!(component, "agent" | "events" | "workflow" | "status" | "dlq") {
+            return Err(SubjectError::InvalidToken {
+                what: "component",
+                token: component.to_owned(),
+                reason: "is reserved for its own subject family".into(),
+            });
+        }
+        let a = Token::new("action", action)?;
+        Ok(Subject::build(
+            tenant,
+            &[c.as_str(), a.as_str()],
+            Family::Component,
+        ))
+    }
+
+    /// `sdk.<t>.events.<event_type>`; a dotted type (`task.completed`) becomes several
+    /// tokens, each checked.
+    ///
+    /// # Errors
+    /// [`SubjectError::InvalidToken`] naming the bad part of the event type.
+    pub fn event(tenant: &TenantId, event_type: &str) -> Result<Subject, SubjectError> {
+        let mut rest = vec!["events"];
+        for part in event_type.split('.') {
+            check("event type", part, false).map_err(|e| match e {
+                SubjectError::InvalidToken { reason, token, .. } => SubjectError::InvalidToken {
+                    what: "event type",
+                    token: event_type.to_owned(),
+                    reason: format!("part {token:?} {reason}"),
+                },
+                other => other,
+            })?;
+            rest.push(part);
+        }
+        Ok(Subject::build(tenant, &rest, Family::Event))
+    }
+
+    /// `sdk.<t>.workflow.<workflow_id>.<event>`.
+    ///
+    /// # Errors
+    /// [`SubjectError::InvalidToken`] for a bad id or event.
+    pub fn workflow(
+        tenant: &TenantId,
+        workflow_id: &str,
+        event: &str,
+    ) -> Result<Subject, SubjectError> {
+        let w = Token::new("workflow id", workflow_id)?;
+        let e = Token::new("workflow event", event)?;
+        Ok(Subject::build(
+            tenant,
+            &["workflow", w.as_str(), e.as_str()],
+            Family::Workflow,
+        ))
+    }
+
+    /// `sdk.<t>.status.<component>.<instance_id>`.
+    ///
+    /// # Errors
+    /// [`SubjectError::InvalidToken`] for a bad token.
+    pub fn status(
+        tenant: &TenantId,
+        component: &str,
+        instance_id: &str,
+    ) -> Result<Subject, SubjectError> {
+        let c = Token::new("component", component)?;
+        let i = Token::new("instance id", instance_id)?;
+        Ok(Subject::build(
+            tenant,
+            &["status", c.as_str(), i.as_str()],
+            Family::Status,
+        ))
+    }
+
+    /// The dead-letter subject of this one: `sdk.<t>.dlq.<rest of this subject>`.
+    pub fn dead_letter(&self) -> Subject {
+        let rest = &self.text[self.tenant_end..];
+        let mut text = String::with_capacity(self.text.len() + 4);
+        text.push_str(&self.text[..self.tenant_end]);
+        text.push_str(".dlq");
+        text.push_str(rest);
+        Subject {
+            text,
+            tenant_end: self.tenant_end,
+            family: Family::DeadLetter,
+        }
+    }
+
+    /// Parses and checks a subject received from the wire.
+    ///
+    /// # Errors
+    /// [`SubjectError::InvalidSubject`] or [`SubjectError::InvalidToken`].
+    pub fn parse(subject: &str) -> Result<Subject, SubjectError> {
+        let invalid = |reason: &str| SubjectError::InvalidSubject {
+            subject: subject.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let tokens: Vec<&str> = subject.split('.').collect();
+        if tokens.first() != Some(&PREFIX) {
+            return Err(invalid("must start with \"sdk.\""));
+        }
+        if tokens.len() < 4 {
+            return Err(invalid(
+                "needs at least sdk.<tenant>.<component>.<action>",
+            ));
+        }
+        check("tenant id", tokens[1], true)?;
+        for token in &tokens[2..] {
+            check("token", token, false)?;
+        }
+        let family = match (tokens[2], tokens.len()) {
+            ("agent", 5) if tokens[4] == "inbox" => Family::AgentInbox,
+            ("events", _) => Family::Event,
+            ("workflow", 5) => Family::Workflow,
+            ("status", 5) => Family::Status,
+            ("dlq", _) => Family::DeadLetter,
+            ("agent" | "workflow" | "status", _) => {
+                return Err(invalid(&format!(
+                    "does not have the shape of the {} family",
+                    tokens[2]
+                )));
+            }
+            _ => Family::Component,
+        };
+        Ok(Subject {
+            text: subject.to_owned(),
+            tenant_end: PREFIX.len() + 1 + tokens[1].len(),
+            family,
+        })
     }
 
     /// The subject as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The tenant token.
+    pub fn tenant(&self) -> &str {
+        &self.text[PREFIX.len() + 1..self.tenant_end]
+    }
+
+    /// The family this subject belongs to.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The low-cardinality template for span names, e.g.
+    /// `sdk.{tenant}.agent.{agent_id}.inbox`.
+    pub fn template(&self) -> String {
+        let rest: Vec<&str> = self.text[self.tenant_end..]
+            .split('.')
+            .filter(|t| !t.is_empty())
+            .collect();
+        let tail = match self.family {
+            Family::AgentInbox => "agent.{agent_id}.inbox".to_owned(),
+            Family::Event => "events.{event_type}".to_owned(),
+            Family::Workflow => "workflow.{workflow_id}.{event}".to_owned(),
+            Family::Status => "status.{component}.{instance_id}".to_owned(),
+            Family::DeadLetter => "dlq.{subject}".to_owned(),
+            Family::Component => rest.join("."),
+        };
+        format!("sdk.{{tenant}}.{tail}")
     }
 }
 
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A subscription pattern: tokens, `*` for exactly one token, and a final `>` for one
+/// or more.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubjectPattern(String);
+
+impl SubjectPattern {
+    /// Parses a pattern such as `sdk.*.rag.query` or `sdk.acme.events.>`.
+    ///
+    /// # Errors
+    /// [`SubjectError`] naming the bad token; `>` anywhere but last is refused.
+    pub fn new(pattern: &str) -> Result<SubjectPattern, SubjectError> {
+        let invalid = |reason: &str| SubjectError::InvalidSubject {
+            subject: pattern.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let tokens: Vec<&str> = pattern.split('.').collect();
+        if tokens.first() != Some(&PREFIX) {
+            return Err(invalid("must start with \"sdk.\""));
+        }
+        if tokens.len() < 3 {
+            return Err(invalid("needs at least sdk.<tenant>.<token>"));
+        }
+        for (i, token) in tokens.iter().enumerate().skip(1) {
+            match *token {
+                "*" => {}
+                ">" if i == tokens.len() - 1 => {}
+                ">" => return Err(invalid("\">\" may only be the last token")),
+                t if i == 1 => check("tenant id", t, true)?,
+                t => check("token", t, false)?,
+            }
+        }
+        Ok(SubjectPattern(pattern.to_owned()))
+    }
+
+    /// `sdk.*.<component>.<action>`: a shared service that serves every tenant.
+    ///
+    /// # Errors
+    /// [`SubjectError::InvalidToken`] for a bad token.
+    pub fn all_tenants(component: &str, action: &str) -> Result<SubjectPattern, SubjectError> {
+        let c = Token::new("component", component)?;
+        let a = Token::new("action", action)?;
+        Ok(SubjectPattern(format!("sdk.*.{c}.{a}")))
+    }
+
+    /// The pattern as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `subject` matches this pattern.
+    pub fn matches(&self, subject: &str) -> bool {
+        pattern_matches(&self.0, subject)
+    }
+}
+
+impl fmt::Display for SubjectPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl From<&Subject> for SubjectPattern {
+    fn from(subject: &Subject) -> SubjectPattern {
+        SubjectPattern(subject.text.clone())
+    }
+}
+
+/// NATS wildcard matching: `*` is one token, a final `>` is one or more.
+pub(crate) fn pattern_matches(pattern: &str, subject: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Builds subjects and patterns inside `sdk.<tenant>.` and nowhere else.
+///
+/// ```
+/// use sdk_bus::TenantId;
+/// let acme = TenantId::new("acme")?.scope();
+/// assert_eq!(acme.event("task.completed")?.as_str(), "sdk.acme.events.task.completed");
+/// assert_eq!(acme.pattern(&["events", ">"])?.as_str(), "sdk.acme.events.>");
+/// assert!(acme.pattern(&["*", ">"]).is_ok());
+/// # Ok::<(), sdk_bus::SubjectError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantScope {
+    tenant: TenantId,
+}
+
+impl TenantScope {
+    /// The tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// `sdk.<t>.agent.<agent_id>.inbox`.
+    ///
+    /// # Errors
+    /// As [`Subject::agent_inbox`].
+    pub fn agent_inbox(&self, agent_id: &str) -> Result<Subject, SubjectError> {
+        Subject::agent_inbox(&self.tenant, agent_id)
+    }
+
+    /// `sdk.<t>.<component>.<action>`.
+    ///
+    /// # Errors
+    /// As [`Subject::component`].
+    pub fn component(&self, component: &str, action: &str) -> Result<Subject, SubjectError> {
+        Subject::component(&self.tenant, component, action)
+    }
+
+    /// `sdk.<t>.events.<event_type>`.
+    ///
+    /// # Errors
+    /// As [`Subject::event`].
+    pub fn event(&self, event_type: &str) -> Result<Subject, SubjectError> {
+        Subject::event(&self.tenant, event_type)
+    }
+
+    /// `sdk.<t>.workflow.<workflow_id>.<event>`.
+    ///
+    /// # Errors
+    /// As [`Subject::workflow`].
+    pub fn workflow(&self, workflow_id: &str, event: &str) -> Result<Subject, SubjectError> {
+        Subject::workflow(&self.tenant, workflow_id, event)
+    }
+
+    /// `sdk.<t>.status.<component>.<instance_id>`.
+    ///
+    /// # Errors
+    /// As [`Subject::status`].
+    pub fn status(&self, component: &str, instance_id: &str) -> Result<Subject, SubjectError> {
+        Subject::status(&self.tenant, component, instance_id)
+    }
+
+    /// A pattern inside this tenant: `sdk.<t>.<tokens...>`, where tokens may be `*`
+    /// or a final `>`.
+    ///
+    /// # Errors
+    /// [`SubjectError`] naming the bad token.
+    pub fn pattern(&self, tokens: &[&str]) -> Result<SubjectPattern, SubjectError> {
+        let mut text = format!("{PREFIX}.{}", self.tenant);
+        for token in tokens {
+            if !matches!(*token, "*" | ">") {
+                check("token", token, false)?;
+            }
+            text.push('.');
+            text.push_str(token);
+        }
+        SubjectPattern::new(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_and_tokens_follow_the_grammar() {
+        for bad in ["", "Acme", "a.b", "a*", ">", "a b", "-acme", "é", &"a".repeat(65)] {
+            assert!(TenantId::new(bad).is_err(), "{bad:?}");
+        }
+        for good in ["acme", "a", "0-x_y", &"a".repeat(64)] {
+            assert!(TenantId::new(good).is_ok(), "{good:?}");
+        }
+        let err = Token::new("agent id", "plan.ner").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid agent id \"plan.ner\": character '.' at byte 4 is not allowed; use [A-Za-z0-9_-]"
+        );
+        let err = TenantId::new("").unwrap_err();
+        assert_eq!(err.to_string(), "invalid tenant id \"\": must not be empty");
+    }
+
+    #[test]
+    fn every_family_builds_and_parses_back() {
+        let t = TenantId::new("acme").unwrap();
+        let cases = [
+            (Subject::agent_inbox(&t, "planner").unwrap(), "sdk.acme.agent.planner.inbox", "sdk.{tenant}.agent.{agent_id}.inbox"),
+            (Subject::component(&t, "rag", "query").unwrap(), "sdk.acme.rag.query", "sdk.{tenant}.rag.query"),
+            (Subject::event(&t, "task.completed").unwrap(), "sdk.acme.events.task.completed", "sdk.{tenant}.events.{event_type}"),
+            (Subject::workflow(&t, "wf-1", "step_done").unwrap(), "sdk.acme.workflow.wf-1.step_done", "sdk.{tenant}.workflow.{workflow_id}.{event}"),
+            (Subject::status(&t, "agent", "i-1").unwrap(), "sdk.acme.status.agent.i-1", "sdk.{tenant}.status.{component}.{instance_id}"),
+        ];
+        for (subject, text, template) in cases {
+            assert_eq!(subject.as_str(), text);
+            assert_eq!(subject.template(), template);
+            assert_eq!(subject.tenant(), "acme");
+            assert_eq!(Subject::parse(text).unwrap(), subject);
+        }
+        let dlq = Subject::event(&t, "task.completed").unwrap().dead_letter();
+        assert_eq!(dlq.as_str(), "sdk.acme.dlq.events.task.completed");
+        assert_eq!(Subject::parse(dlq.as_str()).unwrap().family(), Family::DeadLetter);
+    }
+
+    #[test]
+    fn bad_input_names_the_bad_token() {
+        let t = TenantId::new("acme").unwrap();
+        let err = Subject::event(&t, "task..done").unwrap_err();
+        assert_eq!(err.to_string(), "invalid event type \"task..done\": part \"\" must not be empty");
+        assert!(Subject::component(&t, "events", "x").is_err());
+        assert!(Subject::parse("sdk.acme.rag").is_err());
+        assert!(Subject::parse("other.acme.rag.query").is_err());
+        assert!(Subject::parse("sdk.ACME.rag.query").is_err());
+        assert!(Subject::parse("sdk.acme.agent.x.outbox").is_err());
+        assert!(SubjectPattern::new("sdk.>.x").is_err());
+        assert!(SubjectPattern::new("sdk.*.rag.query").is_ok());
+    }
+
+    #[test]
+    fn patterns_match_like_nats() {
+        assert!(pattern_matches("sdk.*.rag.query", "sdk.acme.rag.query"));
+        assert!(!pattern_matches("sdk.*.rag.query", "sdk.acme.rag.query.x"));
+        assert!(pattern_matches("sdk.acme.>", "sdk.acme.events.a.b"));
+        assert!(!pattern_matches("sdk.acme.>", "sdk.acme"));
+        assert!(!pattern_matches("sdk.acme.events.>", "sdk.other.events.x"));
+        assert!(pattern_matches("_INBOX.acme.abc", "_INBOX.acme.abc"));
+    }
+
+    #[test]
+    fn a_scope_stays_inside_its_tenant() {
+        let scope = TenantId::new("acme").unwrap().scope();
+        assert_eq!(scope.pattern(&["*", ">"]).unwrap().as_str(), "sdk.acme.*.>");
+        // A token cannot smuggle another tenant in.
+        assert!(scope.pattern(&["other.events", ">"]).is_err());
+        assert!(scope.agent_inbox("x.y").is_err());
+        assert!(scope.pattern(&[">", "x"]).is_err());
     }
 }

@@ -1,0 +1,519 @@
+//! Connection settings: a builder, and `from_env()` for the standard variables.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::TenantId;
+
+/// A setting that is missing or wrong; `field` names it (a builder method or an
+/// environment variable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid bus setting {field}: {reason}")]
+pub struct ConfigError {
+    /// The setting.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn err(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// A secret string: prints as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How the client proves who it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Auth {
+    /// No credentials.
+    #[default]
+    None,
+    /// A shared token.
+    Token(Secret),
+    /// A user name and password.
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+    /// An NKey seed (`SU...`).
+    NKey(Secret),
+    /// A `.creds` file with a user JWT and its NKey seed (decentralised auth).
+    CredsFile(PathBuf),
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tls {
+    /// Refuse to talk without TLS.
+    pub required: bool,
+    /// A CA certificate (PEM) to trust, for servers with a private CA.
+    pub ca: Option<PathBuf>,
+    /// A client certificate and key (PEM), for mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// How to reconnect after the connection drops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconnectPolicy {
+    /// Give up after this many attempts; `None` retries forever.
+    pub max_attempts: Option<usize>,
+    /// The first delay.
+    pub initial_delay: Duration,
+    /// The longest delay.
+    pub max_delay: Duration,
+    /// Up to this fraction of each delay is random, so clients do not reconnect in step.
+    pub jitter: f64,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            max_attempts: None,
+            initial_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(5),
+            jitter: 0.2,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The delay before attempt `attempt` (from 1): doubling from `initial_delay`,
+    /// capped at `max_delay`, minus up to `jitter` of it.
+    pub fn delay(&self, attempt: usize) -> Duration {
+        let exp = u32::try_from(attempt.saturating_sub(1).min(20)).unwrap_or(20);
+        let base = self
+            .initial_delay
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.max_delay);
+        let random = random_fraction(attempt);
+        base.mul_f64(1.0 - self.jitter.clamp(0.0, 1.0) * random)
+    }
+}
+
+/// A number in 0..1 that differs per call, without a random-number dependency.
+fn random_fraction(seed: usize) -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_usize(seed);
+    // The top 53 bits as a fraction.
+    #[allow(clippy::cast_precision_loss)]
+    let f = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    f
+}
+
+/// Everything needed to connect. Build it with [`BusConfig::builder`] or
+/// [`BusConfig::from_env`].
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    pub(crate) servers: Vec<String>,
+    pub(crate) auth: Auth,
+    pub(crate) tls: Tls,
+    pub(crate) name: Option<String>,
+    pub(crate) ping_interval: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) reconnect_buffer: usize,
+    pub(crate) subscription_capacity: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) inbox_tenant: Option<TenantId>,
+    pub(crate) max_payload: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            servers: Vec::new(),
+            auth: Auth::None,
+            tls: Tls::default(),
+            name: None,
+            ping_interval: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+            reconnect: ReconnectPolicy::default(),
+            reconnect_buffer: 8 * 1024,
+            subscription_capacity: 4 * 1024,
+            request_timeout: Duration::from_secs(10),
+            inbox_tenant: None,
+            max_payload: 1024 * 1024,
+        }
+    }
+}
+
+/// Builds a [`BusConfig`]; [`BusConfigBuilder::build`] checks every field.
+#[derive(Debug, Clone, Default)]
+pub struct BusConfigBuilder {
+    config: BusConfig,
+    servers_text: Option<String>,
+}
+
+impl BusConfig {
+    /// A builder with safe defaults: no servers (the in-process transport), 20 s
+    /// pings, reconnect forever with backoff from 50 ms to 5 s and 20% jitter, an
+    /// 8192-message reconnect buffer, 4096 messages per subscription, 10 s requests.
+    pub fn builder() -> BusConfigBuilder {
+        BusConfigBuilder::default()
+    }
+
+    /// Reads the standard variables:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `NATS_URL` | server URL, or several separated by commas (a cluster) |
+    /// | `NATS_TOKEN` | token |
+    /// | `NATS_USER`, `NATS_PASSWORD` | user and password |
+    /// | `NATS_NKEY_SEED` | NKey seed |
+    /// | `NATS_CREDS` | path of a `.creds` file |
+    /// | `NATS_CA`, `NATS_CERT`, `NATS_KEY` | TLS CA, client certificate and key |
+    /// | `NATS_TLS_REQUIRED` | `true` to require TLS |
+    /// | `NATS_CONNECTION_NAME` | the connection's name |
+    /// | `NATS_PING_INTERVAL_MS`, `NATS_REQUEST_TIMEOUT_MS` | durations |
+    /// | `NATS_MAX_RECONNECTS` | attempts; unset retries forever |
+    /// | `NATS_RECONNECT_BUFFER`, `NATS_SUBSCRIPTION_CAPACITY` | message counts |
+    /// | `NATS_INBOX_TENANT` | use `_INBOX.<tenant>` for replies |
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that is wrong.
+    pub fn from_env() -> Result<BusConfig, ConfigError> {
+        BusConfig::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// As [`BusConfig::from_env`], reading from `lookup` instead of the process
+    /// environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that is wrong.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<BusConfig, ConfigError> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let mut b = BusConfig::builder();
+        if let Some(url) = get("NATS_URL") {
+            b.servers_text = Some(url);
+        }
+        let field = |name: &str, e: ConfigError| err(name, e.reason);
+        b.config.auth = match (
+            get("NATS_TOKEN"),
+            get("NATS_USER"),
+            get("NATS_NKEY_SEED"),
+            get("NATS_CREDS"),
+        ) {
+            (Some(t), None, None, None) => Auth::Token(Secret::new(t)),
+            (None, Some(user), None, None) => Auth::UserPassword {
+                user,
+                password: Secret::new(get("NATS_PASSWORD").ok_or_else(|| {
+                    err("NATS_PASSWORD", "is required when NATS_USER is set")
+                })?),
+            },
+            (None, None, Some(seed), None) => Auth::NKey(Secret::new(seed)),
+            (None, None, None, Some(path)) => Auth::CredsFile(PathBuf::from(path)),
+            (None, None, None, None) => Auth::None,
+            _ => {
+                return Err(err(
+                    "NATS_TOKEN/NATS_USER/NATS_NKEY_SEED/NATS_CREDS",
+                    "set only one way to authenticate",
+                ));
+            }
+        };
+        b.config.tls.ca = get("NATS_CA").map(PathBuf::from);
+        match (get("NATS_CERT"), get("NATS_KEY")) {
+            (Some(c), Some(k)) => b.config.tls.client_cert = Some((c.into(), k.into())),
+            (None, None) => {}
+            (Some(_), None) => return Err(err("NATS_KEY", "is required when NATS_CERT is set")),
+            (None, Some(_)) => return Err(err("NATS_CERT", "is required when NATS_KEY is set")),
+        }
+        if let Some(v) = get("NATS_TLS_REQUIRED") {
+            b.config.tls.required = parse_bool("NATS_TLS_REQUIRED", &v)?;
+        }
+        b.config.name = get("NATS_CONNECTION_NAME");
+        if let Some(v) = get("NATS_PING_INTERVAL_MS") {
+            b.config.ping_interval = Duration::from_millis(parse_num("NATS_PING_INTERVAL_MS", &v)?);
+        }
+        if let Some(v) = get("NATS_REQUEST_TIMEOUT_MS") {
+            b.config.request_timeout = Duration::from_millis(parse_num("NATS_REQUEST_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("NATS_MAX_RECONNECTS") {
+            b.config.reconnect.max_attempts = Some(usize::try_from(parse_num("NATS_MAX_RECONNECTS", &v)?).unwrap_or(usize::MAX));
+        }
+        if let Some(v) = get("NATS_RECONNECT_BUFFER") {
+            b.config.reconnect_buffer = usize::try_from(parse_num("NATS_RECONNECT_BUFFER", &v)?).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = get("NATS_SUBSCRIPTION_CAPACITY") {
+            b.config.subscription_capacity = usize::try_from(parse_num("NATS_SUBSCRIPTION_CAPACITY", &v)?).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = get("NATS_INBOX_TENANT") {
+            b.config.inbox_tenant = Some(TenantId::new(&v).map_err(|e| err("NATS_INBOX_TENANT", e.to_string()))?);
+        }
+        b.build().map_err(|e| match e.field.as_str() {
+            "servers" => field("NATS_URL", e),
+            "tls" => field("NATS_CERT/NATS_KEY", e),
+            _ => e,
+        })
+    }
+
+    /// Whether any server is configured; without one the bus runs in-process.
+    pub fn has_servers(&self) -> bool {
+        !self.servers.is_empty()
+    }
+
+    /// The server URLs.
+    pub fn servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    /// The default request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+}
+
+fn parse_bool(field: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(err(field, format!("{v:?} is not a boolean (true or false)"))),
+    }
+}
+
+fn parse_num(field: &str, v: &str) -> Result<u64, ConfigError> {
+    v.trim()
+        .parse()
+        .map_err(|_| err(field, format!("{v:?} is not a whole number")))
+}
+
+/// Checks one server URL: `nats://`, `tls://`, `ws://` or `wss://` (or a bare
+/// `host:port`), a host, and a port if one is given.
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            if !matches!(scheme, "nats" | "tls" | "ws" | "wss") {
+                return Err(format!("{url:?} has scheme {scheme:?}; use nats, tls, ws or wss"));
+            }
+            rest
+        }
+        None => url,
+    };
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, hp)| hp);
+    let host_port = host_port.trim_end_matches('/');
+    if host_port.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if let Some((host, port)) = host_port.rsplit_once(':') {
+        if !host.ends_with(']') || host_port.starts_with('[') {
+            if host.is_empty() {
+                return Err(format!("{url:?} has no host"));
+            }
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(format!("{url:?} has an invalid port {port:?}"));
+            }
+        }
+    }
+    if host_port.contains(char::is_whitespace) {
+        return Err(format!("{url:?} contains whitespace"));
+    }
+    Ok(())
+}
+
+impl BusConfigBuilder {
+    /// One server URL, or several separated by commas (`NATS_URL` form).
+    pub fn servers(mut self, urls: &str) -> Self {
+        self.servers_text = Some(urls.to_owned());
+        self
+    }
+    /// Credentials.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.config.auth = auth;
+        self
+    }
+    /// TLS settings.
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.config.tls = tls;
+        self
+    }
+    /// The connection name the server shows.
+    pub fn name(mut self, name: &str) -> Self {
+        self.config.name = Some(name.to_owned());
+        self
+    }
+    /// How often to ping the server.
+    pub fn ping_interval(mut self, every: Duration) -> Self {
+        self.config.ping_interval = every;
+        self
+    }
+    /// How long the first connect may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+    /// The reconnect policy.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.config.reconnect = policy;
+        self
+    }
+    /// How many messages may be published while disconnected before publishing fails.
+    pub fn reconnect_buffer(mut self, messages: usize) -> Self {
+        self.config.reconnect_buffer = messages;
+        self
+    }
+    /// How many messages each subscription buffers before it drops (and reports) them.
+    pub fn subscription_capacity(mut self, messages: usize) -> Self {
+        self.config.subscription_capacity = messages;
+        self
+    }
+    /// The default request timeout.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+    /// Use `_INBOX.<tenant>` as the reply-inbox prefix, so request-reply works under
+    /// per-tenant permissions (`sdk.<t>.>` plus `_INBOX.<t>.>`).
+    pub fn inbox_tenant(mut self, tenant: &TenantId) -> Self {
+        self.config.inbox_tenant = Some(tenant.clone());
+        self
+    }
+    /// The largest message the in-process transport accepts (NATS reads it from the
+    /// server).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.config.max_payload = bytes;
+        self
+    }
+
+    /// Checks every field and finishes.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad field.
+    pub fn build(mut self) -> Result<BusConfig, ConfigError> {
+        if let Some(text) = self.servers_text.take() {
+            let servers: Vec<String> = text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if servers.is_empty() {
+                return Err(err("servers", format!("{text:?} lists no server")));
+            }
+            for url in &servers {
+                check_url(url).map_err(|reason| err("servers", reason))?;
+            }
+            self.config.servers = servers;
+        }
+        let c = &self.config;
+        if c.subscription_capacity == 0 {
+            return Err(err("subscription_capacity", "must be at least 1"));
+        }
+        if c.reconnect_buffer == 0 {
+            return Err(err("reconnect_buffer", "must be at least 1"));
+        }
+        if c.max_payload == 0 {
+            return Err(err("max_payload", "must be at least 1"));
+        }
+        for (field, d) in [
+            ("ping_interval", c.ping_interval),
+            ("request_timeout", c.request_timeout),
+            ("connect_timeout", c.connect_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(err(field, "must be longer than zero"));
+            }
+        }
+        if !(0.0..=1.0).contains(&c.reconnect.jitter) {
+            return Err(err("reconnect.jitter", format!("{} is not within 0..=1", c.reconnect.jitter)));
+        }
+        if c.reconnect.initial_delay > c.reconnect.max_delay {
+            return Err(err("reconnect.initial_delay", "is longer than reconnect.max_delay"));
+        }
+        if let Auth::UserPassword { user, .. } = &c.auth {
+            if user.is_empty() {
+                return Err(err("auth.user", "must not be empty"));
+            }
+        }
+        if let Some((cert, key)) = &c.tls.client_cert {
+            if cert.as_os_str().is_empty() || key.as_os_str().is_empty() {
+                return Err(err("tls", "a client certificate needs both a certificate and a key path"));
+            }
+        }
+        Ok(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<BusConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        BusConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn nats_url_may_list_a_cluster() {
+        let c = env(&[("NATS_URL", "nats://127.0.0.1:4222, nats://127.0.0.1:4223")]).unwrap();
+        assert_eq!(c.servers(), ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]);
+        assert!(!env(&[]).unwrap().has_servers());
+    }
+
+    #[test]
+    fn every_bad_variable_is_named() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("NATS_URL", "http://x:4222")], "invalid bus setting NATS_URL: \"http://x:4222\" has scheme \"http\"; use nats, tls, ws or wss"),
+            (&[("NATS_URL", "nats://x:99999")], "invalid bus setting NATS_URL: \"nats://x:99999\" has an invalid port \"99999\""),
+            (&[("NATS_URL", " , ")], "invalid bus setting NATS_URL: \" , \" lists no server"),
+            (&[("NATS_USER", "u")], "invalid bus setting NATS_PASSWORD: is required when NATS_USER is set"),
+            (&[("NATS_TOKEN", "t"), ("NATS_CREDS", "/x")], "invalid bus setting NATS_TOKEN/NATS_USER/NATS_NKEY_SEED/NATS_CREDS: set only one way to authenticate"),
+            (&[("NATS_CERT", "c.pem")], "invalid bus setting NATS_KEY: is required when NATS_CERT is set"),
+            (&[("NATS_TLS_REQUIRED", "maybe")], "invalid bus setting NATS_TLS_REQUIRED: \"maybe\" is not a boolean (true or false)"),
+            (&[("NATS_REQUEST_TIMEOUT_MS", "soon")], "invalid bus setting NATS_REQUEST_TIMEOUT_MS: \"soon\" is not a whole number"),
+            (&[("NATS_REQUEST_TIMEOUT_MS", "0")], "invalid bus setting request_timeout: must be longer than zero"),
+            (&[("NATS_SUBSCRIPTION_CAPACITY", "0")], "invalid bus setting subscription_capacity: must be at least 1"),
+            (&[("NATS_INBOX_TENANT", "Bad Tenant")], "invalid bus setting NATS_INBOX_TENANT: invalid tenant id \"Bad Tenant\": character 'B' at byte 0 is not allowed; use [a-z0-9_-]"),
+        ];
+        for (vars, message) in cases {
+            assert_eq!(env(vars).unwrap_err().to_string(), *message, "{vars:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_hidden_in_debug_output() {
+        let c = env(&[("NATS_URL", "nats://127.0.0.1:4222"), ("NATS_USER", "alice"), ("NATS_PASSWORD", "hunter2")]).unwrap();
+        let text = format!("{c:?}");
+        assert!(text.contains("alice") && text.contains("***"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        let c = env(&[("NATS_TOKEN", "tok-123")]).unwrap();
+        assert!(!format!("{c:?}").contains("tok-123"));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let p = ReconnectPolicy { max_attempts: None, initial_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1), jitter: 0.5 };
+        for attempt in 1..10 {
+            let d = p.delay(attempt);
+            let base = Duration::from_millis(100 * 2u64.pow(u32::try_from(attempt - 1).unwrap())).min(Duration::from_secs(1));
+            assert!(d <= base && d >= base / 2, "attempt {attempt}: {d:?} vs {base:?}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Message headers: ordered, matched case-insensitively, checked on insert.
+
+use std::fmt;
+
+/// A header name or value that NATS cannot carry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The name is empty or has a character outside the HTTP token alphabet.
+    #[error("invalid header name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The value contains CR, LF or another control character.
+    #[error("invalid value for header {name:?}: {reason}")]
+    InvalidValue {
+        /// The header.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Headers in insertion order. Lookups ignore case, as the contract asks of readers
+/// (async-nats compares names case-sensitively, so this type does it instead).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    entries: Vec<(String, String)>,
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|(k, v)| (k, v)))
+            .finish()
+    }
+}
+
+fn valid_name(name: &str) -> Result<(), HeaderError> {
+    let fail = |reason: String| HeaderError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(fail("must not be empty".into()));
+    }
+    for (i, b) in name.bytes().enumerate() {
+        let ok = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if !ok {
+            return Err(fail(format!(
+                "byte {i} ({:?}) is not allowed in a header name",
+                char::from(b)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn valid_value(name: &str, value: &str) -> Result<(), HeaderError> {
+    if let Some((i, c)) = value
+        .char_indices()
+        .find(|(_, c)| *c == '\r' || *c == '\n' || (c.is_control() && *c != '\t'))
+    {
+        return Err(HeaderError::InvalidValue {
+            name: name.to_owned(),
+            reason: format!("control character {c:?} at byte {i}; CR and LF would split the header block"),
+        });
+    }
+    Ok(())
+}
+
+impl Headers {
+    /// No headers.
+    pub fn new() -> Headers {
+        Headers::default()
+    }
+
+    /// With room for `n` headers.
+    pub fn with_capacity(n: usize) -> Headers {
+        Headers {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// Sets `name` to `value`, replacing any value under the same name (any case).
+    ///
+    /// # Errors
+    /// [`HeaderError`] for a bad name, or a value with CR, LF or other controls.
+    pub fn insert(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
+        valid_name(name)?;
+        valid_value(name, value)?;
+        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.entries.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    }
+
+    /// Adds `name: value` without removing existing values.
+    ///
+    /// # Errors
+    /// As [`Headers::insert`].
+    pub fn append(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
+        valid_name(name)?;
+        valid_value(name, value)?;
+        self.entries.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    }
+
+    /// Adds a header that is known to be valid (names and values built by this crate).
+    pub(crate) fn push_trusted(&mut self, name: &'static str, value: String) {
+        self.entries.push((name.to_owned(), value));
+    }
+
+    /// The first value of `name`, matched case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Removes every value of `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    }
+
+    /// All headers in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The number of headers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The size of the NATS header block these headers make, in bytes
+    /// (`NATS/1.0\r\n`, one `name: value\r\n` each, and a closing `\r\n`).
+    pub fn wire_size(&self) -> usize {
+        if self.entries.is_empty() {
+            return 0;
+        }
+        10 + 2
+            + self
+                .entries
+                .iter()
+                .map(|(k, v)| k.len() + 2 + v.len() + 2)
+                .sum::<usize>()
+    }
+
+    pub(crate) fn to_nats(&self) -> async_nats::HeaderMap {
+        let mut map = async_nats::HeaderMap::new();
+        for (k, v) in &self.entries {
+            // Names and values were checked on the way in, so these conversions hold.
+            if let Ok(name) = async_nats::header::HeaderName::try_from(k.as_str()) {
+                map.append(name, v.as_str());
+            }
+        }
+        map
+    }
+
+    pub(crate) fn from_nats(map: Option<&async_nats::HeaderMap>) -> Headers {
+        let mut headers = Headers::new();
+        if let Some(map) = map {
+            for (name, values) in map.iter() {
+                for value in values {
+                    headers
+                        .entries
+                        .push((name.to_string(), value.as_str().to_owned()));
+                }
+            }
+        }
+        headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_in_any_case() {
+        let mut h = Headers::new();
+        h.insert("Ce-Id", "1").unwrap();
+        assert_eq!(h.get("ce-id"), Some("1"));
+        assert_eq!(h.get("CE-ID"), Some("1"));
+        h.insert("ce-id", "2").unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.get("Ce-Id"), Some("2"));
+    }
+
+    #[test]
+    fn cr_and_lf_are_errors_not_panics() {
+        let mut h = Headers::new();
+        let err = h.insert("ce-subject", "a\r\nX-Evil: 1").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for header \"ce-subject\": control character '\\r' at byte 1; CR and LF would split the header block"
+        );
+        assert!(h.insert("bad name", "x").is_err());
+        assert!(h.insert("", "x").is_err());
+        assert!(h.insert("x:y", "x").is_err());
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn the_wire_size_counts_the_header_block() {
+        let mut h = Headers::new();
+        assert_eq!(h.wire_size(), 0);
+        h.insert("a", "bc").unwrap();
+        // "NATS/1.0\r\n" + "a: bc\r\n" + "\r\n"
+        assert_eq!(h.wire_size(), 10 + 7 + 2);
+    }
+}

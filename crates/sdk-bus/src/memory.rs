@@ -1,0 +1,128 @@
+//! The in-process transport: the same semantics as core NATS, inside one process.
+//!
+//! Wildcards, queue groups (one member per group gets each message), request-reply
+//! with no-responders and timeouts, headers, and bounded subscriber buffers that drop
+//! (and report) when full, as a NATS slow consumer does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::bus::RawMessage;
+use crate::events::{BusEvent, Shared};
+use crate::subject::pattern_matches;
+
+#[derive(Debug)]
+struct Entry {
+    id: u64,
+    pattern: String,
+    group: Option<String>,
+    tx: mpsc::Sender<RawMessage>,
+}
+
+/// The router all in-process buses of one `MemoryTransport` share.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryTransport {
+    entries: Mutex<Vec<Entry>>,
+    next_id: AtomicU64,
+    round_robin: AtomicUsize,
+    closed: AtomicBool,
+}
+
+/// Removes its entry from the router when dropped.
+#[derive(Debug)]
+pub(crate) struct MemorySubscription {
+    pub(crate) rx: mpsc::Receiver<RawMessage>,
+    id: u64,
+    router: Arc<MemoryTransport>,
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        self.router.remove(self.id);
+    }
+}
+
+impl MemoryTransport {
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        pattern: &str,
+        group: Option<&str>,
+        capacity: usize,
+    ) -> MemorySubscription {
+        let (tx, rx) = mpsc::channel(capacity);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.push(Entry {
+                id,
+                pattern: pattern.to_owned(),
+                group: group.map(str::to_owned),
+                tx,
+            });
+        }
+        MemorySubscription {
+            rx,
+            id,
+            router: Arc::clone(self),
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|e| e.id != id);
+        }
+    }
+
+    /// Delivers `msg` to every plain subscriber whose pattern matches and to one member
+    /// of each matching queue group. Returns how many subscribers took it.
+    pub(crate) fn publish(&self, msg: RawMessage, shared: &Shared) -> usize {
+        let Ok(mut entries) = self.entries.lock() else {
+            return 0;
+        };
+        entries.retain(|e| !e.tx.is_closed());
+        let mut groups: HashMap<&str, Vec<&Entry>> = HashMap::new();
+        let mut targets: Vec<&Entry> = Vec::new();
+        for e in entries.iter().filter(|e| pattern_matches(&e.pattern, &msg.subject)) {
+            match &e.group {
+                Some(g) => groups.entry(g.as_str()).or_default().push(e),
+                None => targets.push(e),
+            }
+        }
+        for members in groups.values() {
+            let n = self.round_robin.fetch_add(1, Ordering::Relaxed);
+            if let Some(member) = members.get(n % members.len()) {
+                targets.push(member);
+            }
+        }
+        let mut delivered = 0;
+        for target in targets {
+            match target.tx.try_send(msg.clone()) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // As a NATS slow consumer: the message is dropped, and reported.
+                    delivered += 1;
+                    Shared::bump(&shared.counters.slow_consumers);
+                    shared.emit(BusEvent::SlowConsumer {
+                        subscription: target.pattern.clone(),
+                    });
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        delivered
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        if let Ok(mut entries) = self.entries.lock() {
+            // Dropping the senders ends every subscription once its buffer is read.
+            entries.clear();
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
