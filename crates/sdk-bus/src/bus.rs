@@ -234,7 +234,11 @@ impl Bus {
     ///
     /// # Errors
     /// As [`Bus::publish`] and [`Bus::flush`].
-    pub async fn publish_and_flush(&self, subject: &Subject, envelope: Envelope) -> Result<(), BusError> {
+    pub async fn publish_and_flush(
+        &self,
+        subject: &Subject,
+        envelope: Envelope,
+    ) -> Result<(), BusError> {
         self.publish(subject, envelope).await?;
         self.flush().await
     }
@@ -260,9 +264,15 @@ impl Bus {
             Transport::Nats(client) => {
                 if client.connection_state() != async_nats::connection::State::Connected {
                     let limit = self.inner.config.reconnect_buffer;
-                    let queued = shared.counters.buffered_while_down.fetch_add(1, Ordering::Relaxed);
+                    let queued = shared
+                        .counters
+                        .buffered_while_down
+                        .fetch_add(1, Ordering::Relaxed);
                     if queued >= limit {
-                        shared.counters.buffered_while_down.fetch_sub(1, Ordering::Relaxed);
+                        shared
+                            .counters
+                            .buffered_while_down
+                            .fetch_sub(1, Ordering::Relaxed);
                         return Err(BusError::ReconnectBufferFull {
                             subject: subject.to_owned(),
                             limit,
@@ -343,7 +353,10 @@ impl Bus {
                         .queue_subscribe(pattern.as_str().to_owned(), g.to_owned())
                         .await
                         .map_err(fail)?,
-                    None => c.subscribe(pattern.as_str().to_owned()).await.map_err(fail)?,
+                    None => c
+                        .subscribe(pattern.as_str().to_owned())
+                        .await
+                        .map_err(fail)?,
                 };
                 Source::Nats(sub)
             }
@@ -372,7 +385,11 @@ impl Bus {
     /// # Errors
     /// [`BusError::Timeout`], [`BusError::NoResponders`], [`BusError::ServiceError`]
     /// (from the reply's `Nats-Service-Error` headers), [`BusError::PermissionDenied`].
-    pub async fn request(&self, subject: &Subject, envelope: Envelope) -> Result<Envelope, BusError> {
+    pub async fn request(
+        &self,
+        subject: &Subject,
+        envelope: Envelope,
+    ) -> Result<Envelope, BusError> {
         self.request_with_timeout(subject, envelope, self.inner.config.request_timeout)
             .await
     }
@@ -406,16 +423,20 @@ impl Bus {
                     tokio::select! {
                         r = &mut request => break r?,
                         e = events.recv() => {
-                            if let Ok(BusEvent::PermissionViolation { operation, subject: s }) = e {
-                                if operation == "publish to" && s == subject.as_str() {
-                                    return Err(BusError::PermissionDenied { operation, subject: s });
-                                }
+                            if let Ok(BusEvent::PermissionViolation { operation, subject: s }) = e
+                                && operation == "publish to"
+                                && s == subject.as_str()
+                            {
+                                return Err(BusError::PermissionDenied { operation, subject: s });
                             }
                         }
                     }
                 }
             }
-            Transport::Memory(router) => self.memory_request(router, subject, headers, payload, timeout).await?,
+            Transport::Memory(router) => {
+                self.memory_request(router, subject, headers, payload, timeout)
+                    .await?
+            }
         };
         Shared::bump(&self.inner.shared.counters.published);
         reply_to_result(reply)
@@ -467,7 +488,12 @@ impl Bus {
     ///
     /// # Errors
     /// An invalid agent id, or as [`Bus::publish`].
-    pub async fn send_message(&self, tenant: &crate::TenantId, to: &str, envelope: Envelope) -> Result<(), BusError> {
+    pub async fn send_message(
+        &self,
+        tenant: &crate::TenantId,
+        to: &str,
+        envelope: Envelope,
+    ) -> Result<(), BusError> {
         let inbox = Subject::agent_inbox(tenant, to)?;
         self.publish(&inbox, envelope).await
     }
@@ -476,7 +502,11 @@ impl Bus {
     ///
     /// # Errors
     /// An invalid agent id, or as [`Bus::subscribe`].
-    pub async fn receive_messages(&self, tenant: &crate::TenantId, agent_id: &str) -> Result<Subscription, BusError> {
+    pub async fn receive_messages(
+        &self,
+        tenant: &crate::TenantId,
+        agent_id: &str,
+    ) -> Result<Subscription, BusError> {
         let inbox = Subject::agent_inbox(tenant, agent_id)?;
         self.subscribe(&SubjectPattern::from(&inbox)).await
     }
@@ -510,7 +540,9 @@ impl Bus {
             while let Some(item) = sub.next().await {
                 let Ok(delivery) = item else { break };
                 // Backpressure: no new message is taken while `concurrency` run.
-                let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { break };
+                let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                    break;
+                };
                 let handler = Arc::clone(&handler);
                 running.spawn(async move {
                     let _permit = permit;
@@ -609,10 +641,10 @@ impl Subscription {
             let raw = tokio::select! {
                 raw = next_raw(&mut self.source) => raw?,
                 event = self.events.recv() => {
-                    if let Ok(BusEvent::PermissionViolation { operation: "subscribe to", subject }) = event {
-                        if subject == self.pattern.as_str() {
-                            return Some(Err(BusError::PermissionDenied { operation: "subscribe to", subject }));
-                        }
+                    if let Ok(BusEvent::PermissionViolation { operation: "subscribe to", subject }) = event
+                        && subject == self.pattern.as_str()
+                    {
+                        return Some(Err(BusError::PermissionDenied { operation: "subscribe to", subject }));
                     }
                     continue;
                 }
@@ -657,11 +689,13 @@ async fn admit(bus: &Bus, raw: RawMessage) -> Option<Delivery> {
     let checked = Subject::parse(&raw.subject)
         .map_err(|e| refuse(codes::BAD_REQUEST, e.to_string(), &shared.counters.rejected))
         .and_then(|subject| {
-            let envelope = Envelope::from_parts(raw.headers.clone(), raw.payload.clone())
-                .map_err(|e| refuse(codes::BAD_REQUEST, e.to_string(), &shared.counters.rejected))?;
-            envelope
-                .check_required()
-                .map_err(|e| refuse(codes::BAD_REQUEST, e.to_string(), &shared.counters.rejected))?;
+            let envelope =
+                Envelope::from_parts(raw.headers.clone(), raw.payload.clone()).map_err(|e| {
+                    refuse(codes::BAD_REQUEST, e.to_string(), &shared.counters.rejected)
+                })?;
+            envelope.check_required().map_err(|e| {
+                refuse(codes::BAD_REQUEST, e.to_string(), &shared.counters.rejected)
+            })?;
             let tenant = envelope.tenant_id().unwrap_or_default().into_owned();
             if tenant != subject.tenant() {
                 return Err(refuse(
@@ -688,7 +722,9 @@ async fn admit(bus: &Bus, raw: RawMessage) -> Option<Delivery> {
         }
         Err((code, reason)) => {
             if let Some(reply) = raw.reply {
-                let _ = bus.send(&reply, None, error_headers(code, &reason), Bytes::new()).await;
+                let _ = bus
+                    .send(&reply, None, error_headers(code, &reason), Bytes::new())
+                    .await;
             }
             None
         }
@@ -740,7 +776,11 @@ impl Delivery {
     /// As [`Bus::publish`].
     pub async fn respond_error(&self, code: u16, message: &str) -> Result<(), BusError> {
         match &self.reply {
-            Some(reply) => self.bus.send(reply, None, error_headers(code, message), Bytes::new()).await,
+            Some(reply) => {
+                self.bus
+                    .send(reply, None, error_headers(code, message), Bytes::new())
+                    .await
+            }
             None => Ok(()),
         }
     }
@@ -750,16 +790,33 @@ impl Delivery {
     ///
     /// # Errors
     /// As [`Bus::publish`].
-    pub async fn dead_letter(&self, reason: &str, consumer: &str, deliveries: u64) -> Result<(), BusError> {
+    pub async fn dead_letter(
+        &self,
+        reason: &str,
+        consumer: &str,
+        deliveries: u64,
+    ) -> Result<(), BusError> {
         let mut headers = self.envelope.headers().clone();
-        let clean = |s: &str| -> String { s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect() };
+        let clean = |s: &str| -> String {
+            s.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        };
         headers.insert("sdk-dlq-reason", &clean(reason)).ok();
-        headers.insert("sdk-dlq-subject", self.subject.as_str()).ok();
-        headers.insert("sdk-dlq-deliveries", &deliveries.to_string()).ok();
+        headers
+            .insert("sdk-dlq-subject", self.subject.as_str())
+            .ok();
+        headers
+            .insert("sdk-dlq-deliveries", &deliveries.to_string())
+            .ok();
         headers.insert("sdk-dlq-consumer", &clean(consumer)).ok();
-        headers.insert("sdk-dlq-time", &crate::envelope::new_time()).ok();
+        headers
+            .insert("sdk-dlq-time", &crate::envelope::new_time())
+            .ok();
         let dlq = self.subject.dead_letter();
-        self.bus.send(dlq.as_str(), None, headers, self.envelope.payload().clone()).await?;
+        self.bus
+            .send(dlq.as_str(), None, headers, self.envelope.payload().clone())
+            .await?;
         let shared = self.bus.shared();
         Shared::bump(&shared.counters.dead_lettered);
         shared.emit(BusEvent::DeadLettered {

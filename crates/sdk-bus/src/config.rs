@@ -224,9 +224,10 @@ impl BusConfig {
             (Some(t), None, None, None) => Auth::Token(Secret::new(t)),
             (None, Some(user), None, None) => Auth::UserPassword {
                 user,
-                password: Secret::new(get("NATS_PASSWORD").ok_or_else(|| {
-                    err("NATS_PASSWORD", "is required when NATS_USER is set")
-                })?),
+                password: Secret::new(
+                    get("NATS_PASSWORD")
+                        .ok_or_else(|| err("NATS_PASSWORD", "is required when NATS_USER is set"))?,
+                ),
             },
             (None, None, Some(seed), None) => Auth::NKey(Secret::new(seed)),
             (None, None, None, Some(path)) => Auth::CredsFile(PathBuf::from(path)),
@@ -253,19 +254,24 @@ impl BusConfig {
             b.config.ping_interval = Duration::from_millis(parse_num("NATS_PING_INTERVAL_MS", &v)?);
         }
         if let Some(v) = get("NATS_REQUEST_TIMEOUT_MS") {
-            b.config.request_timeout = Duration::from_millis(parse_num("NATS_REQUEST_TIMEOUT_MS", &v)?);
+            b.config.request_timeout =
+                Duration::from_millis(parse_num("NATS_REQUEST_TIMEOUT_MS", &v)?);
         }
         if let Some(v) = get("NATS_MAX_RECONNECTS") {
-            b.config.reconnect.max_attempts = Some(usize::try_from(parse_num("NATS_MAX_RECONNECTS", &v)?).unwrap_or(usize::MAX));
+            b.config.reconnect.max_attempts =
+                Some(usize::try_from(parse_num("NATS_MAX_RECONNECTS", &v)?).unwrap_or(usize::MAX));
         }
         if let Some(v) = get("NATS_RECONNECT_BUFFER") {
-            b.config.reconnect_buffer = usize::try_from(parse_num("NATS_RECONNECT_BUFFER", &v)?).unwrap_or(usize::MAX);
+            b.config.reconnect_buffer =
+                usize::try_from(parse_num("NATS_RECONNECT_BUFFER", &v)?).unwrap_or(usize::MAX);
         }
         if let Some(v) = get("NATS_SUBSCRIPTION_CAPACITY") {
-            b.config.subscription_capacity = usize::try_from(parse_num("NATS_SUBSCRIPTION_CAPACITY", &v)?).unwrap_or(usize::MAX);
+            b.config.subscription_capacity =
+                usize::try_from(parse_num("NATS_SUBSCRIPTION_CAPACITY", &v)?).unwrap_or(usize::MAX);
         }
         if let Some(v) = get("NATS_INBOX_TENANT") {
-            b.config.inbox_tenant = Some(TenantId::new(&v).map_err(|e| err("NATS_INBOX_TENANT", e.to_string()))?);
+            b.config.inbox_tenant =
+                Some(TenantId::new(&v).map_err(|e| err("NATS_INBOX_TENANT", e.to_string()))?);
         }
         b.build().map_err(|e| match e.field.as_str() {
             "servers" => field("NATS_URL", e),
@@ -294,7 +300,10 @@ fn parse_bool(field: &str, v: &str) -> Result<bool, ConfigError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(err(field, format!("{v:?} is not a boolean (true or false)"))),
+        _ => Err(err(
+            field,
+            format!("{v:?} is not a boolean (true or false)"),
+        )),
     }
 }
 
@@ -310,7 +319,9 @@ fn check_url(url: &str) -> Result<(), String> {
     let rest = match url.split_once("://") {
         Some((scheme, rest)) => {
             if !matches!(scheme, "nats" | "tls" | "ws" | "wss") {
-                return Err(format!("{url:?} has scheme {scheme:?}; use nats, tls, ws or wss"));
+                return Err(format!(
+                    "{url:?} has scheme {scheme:?}; use nats, tls, ws or wss"
+                ));
             }
             rest
         }
@@ -318,21 +329,27 @@ fn check_url(url: &str) -> Result<(), String> {
     };
     let host_port = rest.rsplit_once('@').map_or(rest, |(_, hp)| hp);
     let host_port = host_port.trim_end_matches('/');
-    if host_port.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    if let Some((host, port)) = host_port.rsplit_once(':') {
-        if !host.ends_with(']') || host_port.starts_with('[') {
-            if host.is_empty() {
-                return Err(format!("{url:?} has no host"));
-            }
-            if port.parse::<u16>().map_or(true, |p| p == 0) {
-                return Err(format!("{url:?} has an invalid port {port:?}"));
-            }
-        }
-    }
     if host_port.contains(char::is_whitespace) {
         return Err(format!("{url:?} contains whitespace"));
+    }
+    // `[v6-address]:port`, `host:port` or `host`.
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) => (h, rest.strip_prefix(':')),
+            None => return Err(format!("{url:?} has an unclosed [")),
+        },
+        None => match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(format!("{url:?} has an invalid port {port:?}"));
     }
     Ok(())
 }
@@ -441,20 +458,29 @@ impl BusConfigBuilder {
             }
         }
         if !(0.0..=1.0).contains(&c.reconnect.jitter) {
-            return Err(err("reconnect.jitter", format!("{} is not within 0..=1", c.reconnect.jitter)));
+            return Err(err(
+                "reconnect.jitter",
+                format!("{} is not within 0..=1", c.reconnect.jitter),
+            ));
         }
         if c.reconnect.initial_delay > c.reconnect.max_delay {
-            return Err(err("reconnect.initial_delay", "is longer than reconnect.max_delay"));
+            return Err(err(
+                "reconnect.initial_delay",
+                "is longer than reconnect.max_delay",
+            ));
         }
-        if let Auth::UserPassword { user, .. } = &c.auth {
-            if user.is_empty() {
-                return Err(err("auth.user", "must not be empty"));
-            }
+        if let Auth::UserPassword { user, .. } = &c.auth
+            && user.is_empty()
+        {
+            return Err(err("auth.user", "must not be empty"));
         }
-        if let Some((cert, key)) = &c.tls.client_cert {
-            if cert.as_os_str().is_empty() || key.as_os_str().is_empty() {
-                return Err(err("tls", "a client certificate needs both a certificate and a key path"));
-            }
+        if let Some((cert, key)) = &c.tls.client_cert
+            && (cert.as_os_str().is_empty() || key.as_os_str().is_empty())
+        {
+            return Err(err(
+                "tls",
+                "a client certificate needs both a certificate and a key path",
+            ));
         }
         Ok(self.config)
     }
@@ -466,31 +492,70 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Result<BusConfig, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         BusConfig::from_lookup(|k| map.get(k).cloned())
     }
 
     #[test]
     fn nats_url_may_list_a_cluster() {
         let c = env(&[("NATS_URL", "nats://127.0.0.1:4222, nats://127.0.0.1:4223")]).unwrap();
-        assert_eq!(c.servers(), ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]);
+        assert_eq!(
+            c.servers(),
+            ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
+        );
         assert!(!env(&[]).unwrap().has_servers());
     }
 
     #[test]
     fn every_bad_variable_is_named() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("NATS_URL", "http://x:4222")], "invalid bus setting NATS_URL: \"http://x:4222\" has scheme \"http\"; use nats, tls, ws or wss"),
-            (&[("NATS_URL", "nats://x:99999")], "invalid bus setting NATS_URL: \"nats://x:99999\" has an invalid port \"99999\""),
-            (&[("NATS_URL", " , ")], "invalid bus setting NATS_URL: \" , \" lists no server"),
-            (&[("NATS_USER", "u")], "invalid bus setting NATS_PASSWORD: is required when NATS_USER is set"),
-            (&[("NATS_TOKEN", "t"), ("NATS_CREDS", "/x")], "invalid bus setting NATS_TOKEN/NATS_USER/NATS_NKEY_SEED/NATS_CREDS: set only one way to authenticate"),
-            (&[("NATS_CERT", "c.pem")], "invalid bus setting NATS_KEY: is required when NATS_CERT is set"),
-            (&[("NATS_TLS_REQUIRED", "maybe")], "invalid bus setting NATS_TLS_REQUIRED: \"maybe\" is not a boolean (true or false)"),
-            (&[("NATS_REQUEST_TIMEOUT_MS", "soon")], "invalid bus setting NATS_REQUEST_TIMEOUT_MS: \"soon\" is not a whole number"),
-            (&[("NATS_REQUEST_TIMEOUT_MS", "0")], "invalid bus setting request_timeout: must be longer than zero"),
-            (&[("NATS_SUBSCRIPTION_CAPACITY", "0")], "invalid bus setting subscription_capacity: must be at least 1"),
-            (&[("NATS_INBOX_TENANT", "Bad Tenant")], "invalid bus setting NATS_INBOX_TENANT: invalid tenant id \"Bad Tenant\": character 'B' at byte 0 is not allowed; use [a-z0-9_-]"),
+            (
+                &[("NATS_URL", "http://x:4222")],
+                "invalid bus setting NATS_URL: \"http://x:4222\" has scheme \"http\"; use nats, tls, ws or wss",
+            ),
+            (
+                &[("NATS_URL", "nats://x:99999")],
+                "invalid bus setting NATS_URL: \"nats://x:99999\" has an invalid port \"99999\"",
+            ),
+            (
+                &[("NATS_URL", " , ")],
+                "invalid bus setting NATS_URL: \" , \" lists no server",
+            ),
+            (
+                &[("NATS_USER", "u")],
+                "invalid bus setting NATS_PASSWORD: is required when NATS_USER is set",
+            ),
+            (
+                &[("NATS_TOKEN", "t"), ("NATS_CREDS", "/x")],
+                "invalid bus setting NATS_TOKEN/NATS_USER/NATS_NKEY_SEED/NATS_CREDS: set only one way to authenticate",
+            ),
+            (
+                &[("NATS_CERT", "c.pem")],
+                "invalid bus setting NATS_KEY: is required when NATS_CERT is set",
+            ),
+            (
+                &[("NATS_TLS_REQUIRED", "maybe")],
+                "invalid bus setting NATS_TLS_REQUIRED: \"maybe\" is not a boolean (true or false)",
+            ),
+            (
+                &[("NATS_REQUEST_TIMEOUT_MS", "soon")],
+                "invalid bus setting NATS_REQUEST_TIMEOUT_MS: \"soon\" is not a whole number",
+            ),
+            (
+                &[("NATS_REQUEST_TIMEOUT_MS", "0")],
+                "invalid bus setting request_timeout: must be longer than zero",
+            ),
+            (
+                &[("NATS_SUBSCRIPTION_CAPACITY", "0")],
+                "invalid bus setting subscription_capacity: must be at least 1",
+            ),
+            (
+                &[("NATS_INBOX_TENANT", "Bad Tenant")],
+                "invalid bus setting NATS_INBOX_TENANT: invalid tenant id \"Bad Tenant\": character 'B' at byte 0 is not allowed; use [a-z0-9_-]",
+            ),
         ];
         for (vars, message) in cases {
             assert_eq!(env(vars).unwrap_err().to_string(), *message, "{vars:?}");
@@ -499,7 +564,12 @@ mod tests {
 
     #[test]
     fn secrets_are_hidden_in_debug_output() {
-        let c = env(&[("NATS_URL", "nats://127.0.0.1:4222"), ("NATS_USER", "alice"), ("NATS_PASSWORD", "hunter2")]).unwrap();
+        let c = env(&[
+            ("NATS_URL", "nats://127.0.0.1:4222"),
+            ("NATS_USER", "alice"),
+            ("NATS_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
         let text = format!("{c:?}");
         assert!(text.contains("alice") && text.contains("***"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
@@ -509,11 +579,20 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter() {
-        let p = ReconnectPolicy { max_attempts: None, initial_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1), jitter: 0.5 };
+        let p = ReconnectPolicy {
+            max_attempts: None,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            jitter: 0.5,
+        };
         for attempt in 1..10 {
             let d = p.delay(attempt);
-            let base = Duration::from_millis(100 * 2u64.pow(u32::try_from(attempt - 1).unwrap())).min(Duration::from_secs(1));
-            assert!(d <= base && d >= base / 2, "attempt {attempt}: {d:?} vs {base:?}");
+            let base = Duration::from_millis(100 * 2u64.pow(u32::try_from(attempt - 1).unwrap()))
+                .min(Duration::from_secs(1));
+            assert!(
+                d <= base && d >= base / 2,
+                "attempt {attempt}: {d:?} vs {base:?}"
+            );
         }
     }
 }

@@ -170,9 +170,13 @@ impl Envelope {
     /// # Errors
     /// [`EnvelopeError::Structured`] for a structured event that cannot be read.
     pub fn from_parts(headers: Headers, payload: Bytes) -> Result<Envelope, EnvelopeError> {
-        let structured = headers
-            .get(names::CONTENT_TYPE)
-            .is_some_and(|ct| ct.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(STRUCTURED));
+        let structured = headers.get(names::CONTENT_TYPE).is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case(STRUCTURED)
+        });
         if structured {
             return from_structured(headers, &payload);
         }
@@ -280,10 +284,10 @@ impl Envelope {
 
 impl EnvelopeBuilder {
     fn set(mut self, name: &'static str, value: &str) -> Self {
-        if self.error.is_none() {
-            if let Err(e) = self.headers.insert(name, &percent_encode(value)) {
-                self.error = Some(e.into());
-            }
+        if self.error.is_none()
+            && let Err(e) = self.headers.insert(name, &percent_encode(value))
+        {
+            self.error = Some(e.into());
         }
         self
     }
@@ -319,10 +323,10 @@ impl EnvelopeBuilder {
 
     /// Any other header, written as given (not percent-encoded).
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        if self.error.is_none() {
-            if let Err(e) = self.headers.insert(name, value) {
-                self.error = Some(e.into());
-            }
+        if self.error.is_none()
+            && let Err(e) = self.headers.insert(name, value)
+        {
+            self.error = Some(e.into());
         }
         self
     }
@@ -394,7 +398,11 @@ pub fn percent_decode(value: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| char::from(b).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
                 i += 3;
@@ -426,9 +434,9 @@ fn from_structured(mut headers: Headers, payload: &[u8]) -> Result<Envelope, Env
             "data" => {
                 data = match &value {
                     serde_json::Value::String(s) => Bytes::from(s.clone().into_bytes()),
-                    other => Bytes::from(
-                        serde_json::to_vec(other).map_err(|e| bad(e.to_string()))?,
-                    ),
+                    other => {
+                        Bytes::from(serde_json::to_vec(other).map_err(|e| bad(e.to_string()))?)
+                    }
                 };
                 if !value.is_string() && content_type.is_none() {
                     content_type = Some("application/json".into());
@@ -436,7 +444,9 @@ fn from_structured(mut headers: Headers, payload: &[u8]) -> Result<Envelope, Env
             }
             "data_base64" => {
                 use base64::Engine as _;
-                let text = value.as_str().ok_or_else(|| bad("data_base64 must be a string".into()))?;
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| bad("data_base64 must be a string".into()))?;
                 data = Bytes::from(
                     base64::engine::general_purpose::STANDARD
                         .decode(text)
@@ -444,8 +454,13 @@ fn from_structured(mut headers: Headers, payload: &[u8]) -> Result<Envelope, Env
                 );
             }
             attr => {
-                if !attr.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
-                    return Err(bad(format!("attribute name {attr:?} is not lowercase alphanumeric")));
+                if !attr
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                {
+                    return Err(bad(format!(
+                        "attribute name {attr:?} is not lowercase alphanumeric"
+                    )));
                 }
                 let text = match value {
                     serde_json::Value::String(s) => s,
@@ -477,12 +492,16 @@ mod tests {
 
     #[test]
     fn the_builder_fills_the_required_attributes() {
-        let env = Envelope::builder(&source(), "sdk.agent.message").build().unwrap();
+        let env = Envelope::builder(&source(), "sdk.agent.message")
+            .build()
+            .unwrap();
         env.check_required().unwrap();
         assert_eq!(env.attr("CE-SPECVERSION").as_deref(), Some("1.0"));
         let time = env.time().unwrap();
         assert!(time.ends_with('Z') && time.len() >= 20, "{time}");
-        let other = Envelope::builder(&source(), "sdk.agent.message").build().unwrap();
+        let other = Envelope::builder(&source(), "sdk.agent.message")
+            .build()
+            .unwrap();
         assert_ne!(env.id(), other.id());
     }
 
@@ -505,10 +524,20 @@ mod tests {
 
     #[test]
     fn cr_lf_in_a_value_is_an_error() {
-        let err = Envelope::builder(&source(), "t").header("x-note", "a\nb").build().unwrap_err();
-        assert!(err.to_string().starts_with("invalid value for header \"x-note\""), "{err}");
+        let err = Envelope::builder(&source(), "t")
+            .header("x-note", "a\nb")
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid value for header \"x-note\""),
+            "{err}"
+        );
         // Through a ce- attribute it is percent-encoded instead, so it cannot break out.
-        let env = Envelope::builder(&source(), "t").subject("a\r\nb").build().unwrap();
+        let env = Envelope::builder(&source(), "t")
+            .subject("a\r\nb")
+            .build()
+            .unwrap();
         assert_eq!(env.headers().get("ce-subject"), Some("a%0D%0Ab"));
     }
 
@@ -523,14 +552,22 @@ mod tests {
         h.insert("Content-Type", "application/msgpack").unwrap();
         let env = Envelope::from_parts(h, Bytes::new()).unwrap();
         env.check_required().unwrap();
-        assert_eq!(env.data_content_type().as_deref(), Some("application/msgpack"));
+        assert_eq!(
+            env.data_content_type().as_deref(),
+            Some("application/msgpack")
+        );
     }
 
     #[test]
     fn structured_mode_becomes_binary_mode() {
         let mut h = Headers::new();
-        h.insert("content-type", "application/cloudevents+json; charset=utf-8").unwrap();
-        let body = br#"{"specversion":"1.0","id":"e-1","source":"/acme/py/1","type":"sdk.task.completed",
+        h.insert(
+            "content-type",
+            "application/cloudevents+json; charset=utf-8",
+        )
+        .unwrap();
+        let body =
+            br#"{"specversion":"1.0","id":"e-1","source":"/acme/py/1","type":"sdk.task.completed",
             "tenantid":"acme","datacontenttype":"application/json","data":{"taskId":"t-1"}}"#;
         let env = Envelope::from_parts(h, Bytes::from_static(body)).unwrap();
         env.check_required().unwrap();
@@ -538,7 +575,8 @@ mod tests {
         assert_eq!(env.data_content_type().as_deref(), Some("application/json"));
         assert_eq!(env.payload().as_ref(), br#"{"taskId":"t-1"}"#);
         let mut h = Headers::new();
-        h.insert("content-type", "application/cloudevents+json").unwrap();
+        h.insert("content-type", "application/cloudevents+json")
+            .unwrap();
         assert!(Envelope::from_parts(h, Bytes::from_static(b"[1]")).is_err());
     }
 
@@ -547,6 +585,9 @@ mod tests {
         let mut h = Headers::new();
         h.insert("ce-id", "1").unwrap();
         let env = Envelope::from_parts(h, Bytes::new()).unwrap();
-        assert_eq!(env.check_required().unwrap_err().to_string(), "missing required header ce-source");
+        assert_eq!(
+            env.check_required().unwrap_err().to_string(),
+            "missing required header ce-source"
+        );
     }
 }

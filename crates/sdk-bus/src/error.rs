@@ -26,7 +26,9 @@ pub enum BusError {
         reason: String,
     },
     /// Headers plus payload exceed the server's `max_payload`.
-    #[error("message for {subject} is {size} bytes (headers and payload), over the server's max_payload of {max_payload} bytes")]
+    #[error(
+        "message for {subject} is {size} bytes (headers and payload), over the server's max_payload of {max_payload} bytes"
+    )]
     TooLarge {
         /// The subject.
         subject: String,
@@ -36,7 +38,9 @@ pub enum BusError {
         max_payload: usize,
     },
     /// Disconnected, and the reconnect buffer is full.
-    #[error("not connected, and {limit} messages are already buffered for the reconnect; publish to {subject} refused")]
+    #[error(
+        "not connected, and {limit} messages are already buffered for the reconnect; publish to {subject} refused"
+    )]
     ReconnectBufferFull {
         /// The subject.
         subject: String,

@@ -158,7 +158,9 @@ mod tests {
             Some(("publish to", "sdk.Beta.x".to_owned()))
         );
         assert_eq!(
-            permission_violation("permissions violation for subscription to \"sdk.b.>\" using queue \"q\""),
+            permission_violation(
+                "permissions violation for subscription to \"sdk.b.>\" using queue \"q\""
+            ),
             Some(("subscribe to", "sdk.b.>".to_owned()))
         );
         assert_eq!(permission_violation("authorization violation"), None);

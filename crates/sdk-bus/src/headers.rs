@@ -66,7 +66,9 @@ fn valid_value(name: &str, value: &str) -> Result<(), HeaderError> {
     {
         return Err(HeaderError::InvalidValue {
             name: name.to_owned(),
-            reason: format!("control character {c:?} at byte {i}; CR and LF would split the header block"),
+            reason: format!(
+                "control character {c:?} at byte {i}; CR and LF would split the header block"
+            ),
         });
     }
     Ok(())

@@ -84,7 +84,10 @@ impl MemoryTransport {
         entries.retain(|e| !e.tx.is_closed());
         let mut groups: HashMap<&str, Vec<&Entry>> = HashMap::new();
         let mut targets: Vec<&Entry> = Vec::new();
-        for e in entries.iter().filter(|e| pattern_matches(&e.pattern, &msg.subject)) {
+        for e in entries
+            .iter()
+            .filter(|e| pattern_matches(&e.pattern, &msg.subject))
+        {
             match &e.group {
                 Some(g) => groups.entry(g.as_str()).or_default().push(e),
                 None => targets.push(e),

@@ -55,10 +55,13 @@ pub(crate) async fn connect(
             options.user_and_password(user.clone(), password.expose().to_owned())
         }
         Auth::NKey(seed) => options.nkey(seed.expose().to_owned()),
-        Auth::CredsFile(path) => options.credentials_file(path).await.map_err(|e| ConfigError {
-            field: "auth.creds_file".into(),
-            reason: format!("cannot read {}: {e}", path.display()),
-        })?,
+        Auth::CredsFile(path) => options
+            .credentials_file(path)
+            .await
+            .map_err(|e| ConfigError {
+                field: "auth.creds_file".into(),
+                reason: format!("cannot read {}: {e}", path.display()),
+            })?,
     };
     if config.tls.required {
         options = options.require_tls(true);
@@ -69,13 +72,10 @@ pub(crate) async fn connect(
     if let Some((cert, key)) = &config.tls.client_cert {
         options = options.add_client_certificate(cert.clone(), key.clone());
     }
-    options
-        .connect(addrs)
-        .await
-        .map_err(|e| BusError::Connect {
-            servers: servers_text,
-            reason: e.to_string(),
-        })
+    options.connect(addrs).await.map_err(|e| BusError::Connect {
+        servers: servers_text,
+        reason: e.to_string(),
+    })
 }
 
 fn event_handler(
@@ -85,7 +85,10 @@ fn event_handler(
     move |event| {
         let mapped = match event {
             async_nats::Event::Connected => {
-                shared.counters.buffered_while_down.store(0, Ordering::Relaxed);
+                shared
+                    .counters
+                    .buffered_while_down
+                    .store(0, Ordering::Relaxed);
                 if was_connected.swap(true, Ordering::Relaxed) {
                     Shared::bump(&shared.counters.reconnects);
                     BusEvent::Reconnected
@@ -138,7 +141,10 @@ pub(crate) async fn publish(
             .publish_with_headers(subject_owned, headers.to_nats(), payload)
             .await
             .map_err(fail),
-        (Some(r), true) => client.publish_with_reply(subject_owned, r, payload).await.map_err(fail),
+        (Some(r), true) => client
+            .publish_with_reply(subject_owned, r, payload)
+            .await
+            .map_err(fail),
         (Some(r), false) => client
             .publish_with_reply_and_headers(subject_owned, r, headers.to_nats(), payload)
             .await

@@ -55,7 +55,11 @@ fn check(what: &'static str, token: &str, tenant: bool) -> Result<(), SubjectErr
             c.is_ascii_alphanumeric() || c == '_' || c == '-'
         };
         if !ok {
-            let allowed = if tenant { "[a-z0-9_-]" } else { "[A-Za-z0-9_-]" };
+            let allowed = if tenant {
+                "[a-z0-9_-]"
+            } else {
+                "[A-Za-z0-9_-]"
+            };
             return Err(fail(format!(
                 "character {c:?} at byte {i} is not allowed; use {allowed}"
             )));
@@ -199,7 +203,10 @@ impl Subject {
         action: &str,
     ) -> Result<Subject, SubjectError> {
         let c = Token::new("component", component)?;
-        if matches!(component, "agent" | "events" | "workflow" | "status" | "dlq") {
+        if matches!(
+            component,
+            "agent" | "events" | "workflow" | "status" | "dlq"
+        ) {
             return Err(SubjectError::InvalidToken {
                 what: "component",
                 token: component.to_owned(),
@@ -299,9 +306,7 @@ impl Subject {
             return Err(invalid("must start with \"sdk.\""));
         }
         if tokens.len() < 4 {
-            return Err(invalid(
-                "needs at least sdk.<tenant>.<component>.<action>",
-            ));
+            return Err(invalid("needs at least sdk.<tenant>.<component>.<action>"));
         }
         check("tenant id", tokens[1], true)?;
         for token in &tokens[2..] {
@@ -535,7 +540,17 @@ mod tests {
 
     #[test]
     fn tenants_and_tokens_follow_the_grammar() {
-        for bad in ["", "Acme", "a.b", "a*", ">", "a b", "-acme", "é", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "Acme",
+            "a.b",
+            "a*",
+            ">",
+            "a b",
+            "-acme",
+            "é",
+            &"a".repeat(65),
+        ] {
             assert!(TenantId::new(bad).is_err(), "{bad:?}");
         }
         for good in ["acme", "a", "0-x_y", &"a".repeat(64)] {
@@ -554,11 +569,31 @@ mod tests {
     fn every_family_builds_and_parses_back() {
         let t = TenantId::new("acme").unwrap();
         let cases = [
-            (Subject::agent_inbox(&t, "planner").unwrap(), "sdk.acme.agent.planner.inbox", "sdk.{tenant}.agent.{agent_id}.inbox"),
-            (Subject::component(&t, "rag", "query").unwrap(), "sdk.acme.rag.query", "sdk.{tenant}.rag.query"),
-            (Subject::event(&t, "task.completed").unwrap(), "sdk.acme.events.task.completed", "sdk.{tenant}.events.{event_type}"),
-            (Subject::workflow(&t, "wf-1", "step_done").unwrap(), "sdk.acme.workflow.wf-1.step_done", "sdk.{tenant}.workflow.{workflow_id}.{event}"),
-            (Subject::status(&t, "agent", "i-1").unwrap(), "sdk.acme.status.agent.i-1", "sdk.{tenant}.status.{component}.{instance_id}"),
+            (
+                Subject::agent_inbox(&t, "planner").unwrap(),
+                "sdk.acme.agent.planner.inbox",
+                "sdk.{tenant}.agent.{agent_id}.inbox",
+            ),
+            (
+                Subject::component(&t, "rag", "query").unwrap(),
+                "sdk.acme.rag.query",
+                "sdk.{tenant}.rag.query",
+            ),
+            (
+                Subject::event(&t, "task.completed").unwrap(),
+                "sdk.acme.events.task.completed",
+                "sdk.{tenant}.events.{event_type}",
+            ),
+            (
+                Subject::workflow(&t, "wf-1", "step_done").unwrap(),
+                "sdk.acme.workflow.wf-1.step_done",
+                "sdk.{tenant}.workflow.{workflow_id}.{event}",
+            ),
+            (
+                Subject::status(&t, "agent", "i-1").unwrap(),
+                "sdk.acme.status.agent.i-1",
+                "sdk.{tenant}.status.{component}.{instance_id}",
+            ),
         ];
         for (subject, text, template) in cases {
             assert_eq!(subject.as_str(), text);
@@ -568,14 +603,20 @@ mod tests {
         }
         let dlq = Subject::event(&t, "task.completed").unwrap().dead_letter();
         assert_eq!(dlq.as_str(), "sdk.acme.dlq.events.task.completed");
-        assert_eq!(Subject::parse(dlq.as_str()).unwrap().family(), Family::DeadLetter);
+        assert_eq!(
+            Subject::parse(dlq.as_str()).unwrap().family(),
+            Family::DeadLetter
+        );
     }
 
     #[test]
     fn bad_input_names_the_bad_token() {
         let t = TenantId::new("acme").unwrap();
         let err = Subject::event(&t, "task..done").unwrap_err();
-        assert_eq!(err.to_string(), "invalid event type \"task..done\": part \"\" must not be empty");
+        assert_eq!(
+            err.to_string(),
+            "invalid event type \"task..done\": part \"\" must not be empty"
+        );
         assert!(Subject::component(&t, "events", "x").is_err());
         assert!(Subject::parse("sdk.acme.rag").is_err());
         assert!(Subject::parse("other.acme.rag.query").is_err());

@@ -1,48 +1,123 @@
-//! The main demo: an agent message encoded, sent and received.
+//! The main demo: a planner agent hands a task to a researcher agent and an observer
+//! watches the events.
 //!
-//! With `NATS_URL` set it goes through that NATS server; without it, it says so and
-//! runs the codec and telemetry parts only (the in-process transport comes with the
-//! bus issue).
+//! Without `NATS_URL` it runs on the in-process transport; with it, through NATS.
 
-use sdk_integration::bus::{Bus, BusConfig, Subject, TenantId};
-use sdk_integration::codec::{Codec, Format, v1::AgentMessage};
-use sdk_integration::telemetry::{Telemetry, TelemetryConfig};
+use std::time::Duration;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+use sdk_integration::Messenger;
+use sdk_integration::sdk_bus::{Bus, ServiceFailure, Source, SubjectPattern, TenantId, codes};
+use sdk_integration::sdk_codec::v1::{AgentTask, EventMessage, TaskResult, TaskStatus, TokenUsage};
+use sdk_integration::sdk_codec::{Codec, Format};
+use sdk_integration::sdk_telemetry::{Telemetry, TelemetryConfig};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("demo failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let telemetry = Telemetry::init(TelemetryConfig::builder("sdk-demo").build())?;
-    let _tracer = telemetry.tracer("demo");
+    let bus = Bus::from_env().await?;
+    println!(
+        "transport: {} ({:?})",
+        bus.transport_name(),
+        bus.server_details().version
+    );
+    let acme = TenantId::new("acme")?;
     let codec = Codec::builder().format(Format::MessagePack).build()?;
-    let tenant = TenantId::new("acme")?;
-    let inbox = Subject::agent_inbox(&tenant, "researcher")?;
-    let message = AgentMessage {
-        message_id: "m-1".into(),
-        sender_id: "planner".into(),
-        receiver_id: "researcher".into(),
-        content: "find three papers on vector search".into(),
+    let planner = Messenger::new(
+        bus.clone(),
+        codec.clone(),
+        Source::new(&acme, "agent", "planner")?,
+    );
+    let researcher = Messenger::new(
+        bus.clone(),
+        codec.clone(),
+        Source::new(&acme, "agent", "researcher")?,
+    );
+
+    // The observer watches every event of the tenant.
+    let mut events = bus
+        .subscribe(&acme.scope().pattern(&["events", ">"])?)
+        .await?;
+
+    // The researcher answers tasks sent to its inbox.
+    let worker = researcher.clone();
+    let inbox = acme.scope().agent_inbox("researcher")?;
+    let service = bus
+        .serve(&SubjectPattern::from(&inbox), None, 4, move |delivery| {
+            let worker = worker.clone();
+            async move {
+                let task: AgentTask = worker
+                    .decode(&delivery.envelope)
+                    .map_err(|e| ServiceFailure::new(codes::BAD_REQUEST, e.to_string()))?;
+                println!("researcher got task {} ({})", task.task_id, task.task_type);
+                let result = TaskResult {
+                    task_id: task.task_id.clone(),
+                    agent_id: "researcher".into(),
+                    status: TaskStatus::Succeeded as i32,
+                    usage: Some(TokenUsage {
+                        prompt_tokens: 812,
+                        completion_tokens: 230,
+                        total_tokens: 1042,
+                    }),
+                    cost_usd: 0.0042,
+                    model: "demo-model".into(),
+                    ..Default::default()
+                };
+                let event = EventMessage {
+                    event_id: sdk_integration::sdk_bus::new_id(),
+                    event_type: "sdk.task.completed".into(),
+                    source: "/acme/agent/researcher".into(),
+                    subject: task.task_id,
+                    ..Default::default()
+                };
+                let subject = delivery.subject.tenant().to_owned();
+                let events = TenantId::new(&subject)
+                    .and_then(|t| t.scope().event("task.completed"))
+                    .map_err(|e| ServiceFailure::new(codes::HANDLER_FAILED, e.to_string()))?;
+                worker
+                    .publish(&events, "sdk.task.completed", &event)
+                    .await
+                    .map_err(|e| ServiceFailure::new(codes::HANDLER_FAILED, e.to_string()))?;
+                worker
+                    .envelope("sdk.task.result", &result)
+                    .map_err(|e| ServiceFailure::new(codes::HANDLER_FAILED, e.to_string()))
+            }
+        })
+        .await?;
+    bus.flush().await?;
+
+    let task = AgentTask {
+        task_id: "t-1".into(),
+        agent_id: "researcher".into(),
+        task_type: "find_papers".into(),
         ..Default::default()
     };
-    let encoded = codec.encode(&message)?;
+    let result: TaskResult = planner.request(&inbox, "sdk.task.assigned", &task).await?;
     println!(
-        "encoded {} bytes of {} for {inbox}",
-        encoded.bytes.len(),
-        encoded.content_type
+        "planner got result for {}: status {:?}, {} tokens, ${}",
+        result.task_id,
+        result.status(),
+        result.usage.map(|u| u.total_tokens).unwrap_or_default(),
+        result.cost_usd
     );
-    match std::env::var("NATS_URL") {
-        Ok(url) => {
-            let bus = Bus::connect(BusConfig::new(&url)).await?;
-            let mut sub = bus.subscribe(&inbox).await?;
-            bus.publish(&inbox, encoded.bytes.clone()).await?;
-            if let Some(msg) = sub.next().await {
-                let back: AgentMessage = codec.decode(msg.payload, &encoded.meta())?;
-                println!("received on {}: {back:?}", msg.subject);
-            }
-        }
-        Err(_) => {
-            let back: AgentMessage = codec.decode(encoded.bytes.clone(), &encoded.meta())?;
-            println!("NATS_URL is not set; decoded locally: {back:?}");
-        }
-    }
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await?
+        .ok_or("the event stream ended")??;
+    let completed: EventMessage = planner.decode(&event.envelope)?;
+    println!(
+        "observer saw {} on {} for {}",
+        completed.event_type, event.subject, completed.subject
+    );
+
+    bus.drain().await?;
+    service.wait().await;
+    println!("stats: {:?}", bus.stats());
     telemetry.shutdown()?;
     Ok(())
 }

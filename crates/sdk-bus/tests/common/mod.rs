@@ -1,0 +1,71 @@
+//! Helpers shared by the bus tests.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sdk_bus::{Bus, BusConfig, BusEvent, Delivery, Envelope, Source, Subscription, TenantId};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn tenant(t: &str) -> TenantId {
+    TenantId::new(t).unwrap()
+}
+
+/// An envelope from `/<tenant>/test/t-1` with `body` as its payload.
+pub fn envelope(tenant_id: &str, body: &str) -> Envelope {
+    let source = Source::new(&tenant(tenant_id), "test", "t-1").unwrap();
+    Envelope::builder(&source, "sdk.test.message")
+        .content_type("text/plain")
+        .payload(Bytes::from(body.to_owned()))
+        .build()
+        .unwrap()
+}
+
+pub async fn next(sub: &mut Subscription) -> Delivery {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("no message within the wait")
+        .expect("subscription ended")
+        .expect("subscription failed")
+}
+
+pub fn body(d: &Delivery) -> String {
+    String::from_utf8(d.envelope.payload().to_vec()).unwrap()
+}
+
+/// Waits for the first event that `pick` accepts.
+pub async fn wait_event<T>(
+    events: &mut tokio::sync::broadcast::Receiver<BusEvent>,
+    mut pick: impl FnMut(&BusEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    if let Some(v) = pick(&e) {
+                        return v;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("event did not arrive")
+}
+
+pub async fn nats_bus(
+    url: &str,
+    tweak: impl FnOnce(sdk_bus::BusConfigBuilder) -> sdk_bus::BusConfigBuilder,
+) -> Bus {
+    let config = tweak(BusConfig::builder().servers(url)).build().unwrap();
+    Bus::connect(config).await.unwrap()
+}

@@ -1,0 +1,110 @@
+//! Reconnect, buffering while disconnected, and connection events against a real
+//! server that is killed and restarted on the same port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sdk_bus::{BusError, BusEvent, ConnectionStatus, ReconnectPolicy, SubjectPattern};
+use sdk_testkit::NatsServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_reconnects_and_subscriptions_and_publishing_resume() {
+    let mut server = NatsServer::start();
+    let policy = ReconnectPolicy {
+        max_attempts: None,
+        initial_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        jitter: 0.2,
+    };
+    let bus = nats_bus(&server.url(), |b| b.reconnect(policy).reconnect_buffer(5)).await;
+    let mut events = bus.events();
+    let subject = tenant("acme").scope().event("tick").unwrap();
+    let mut sub = bus
+        .subscribe(&SubjectPattern::from(&subject))
+        .await
+        .unwrap();
+    bus.publish_and_flush(&subject, envelope("acme", "before"))
+        .await
+        .unwrap();
+    assert_eq!(body(&next(&mut sub).await), "before");
+
+    server.kill();
+    wait_event(&mut events, |e| {
+        matches!(e, BusEvent::Disconnected).then_some(())
+    })
+    .await;
+    assert_eq!(bus.status(), ConnectionStatus::Disconnected);
+
+    // Up to the reconnect buffer is queued; past it, publishing fails clearly.
+    for i in 0..5 {
+        bus.publish(&subject, envelope("acme", &format!("buffered-{i}")))
+            .await
+            .unwrap();
+    }
+    let err = bus
+        .publish(&subject, envelope("acme", "one too many"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BusError::ReconnectBufferFull { limit: 5, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "not connected, and 5 messages are already buffered for the reconnect; publish to sdk.acme.events.tick refused"
+    );
+
+    server.restart();
+    wait_event(&mut events, |e| {
+        matches!(e, BusEvent::Reconnected).then_some(())
+    })
+    .await;
+    assert_eq!(bus.stats().reconnects, 1);
+    bus.publish_and_flush(&subject, envelope("acme", "after"))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.last().map(String::as_str) != Some("after") {
+        got.push(body(&next(&mut sub).await));
+    }
+    assert_eq!(
+        got,
+        [
+            "buffered-0",
+            "buffered-1",
+            "buffered-2",
+            "buffered-3",
+            "buffered-4",
+            "after"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_fails_with_the_address() {
+    let port = sdk_testkit::free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let config = sdk_bus::BusConfig::builder()
+        .servers(&url)
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let err = sdk_bus::Bus::connect(config).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot connect to NATS at {url}: ")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn from_env_picks_the_in_process_transport_without_nats_url() {
+    let config = sdk_bus::BusConfig::from_lookup(|_| None).unwrap();
+    assert!(!config.has_servers());
+    let bus = sdk_bus::Bus::in_process(config);
+    assert_eq!(bus.transport_name(), "in-process");
+}

@@ -1,0 +1,189 @@
+//! Tenant isolation, enforced by the server: one user per tenant with permissions
+//! `sdk.<t>.>` plus `_INBOX.<t>.>`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sdk_bus::{Auth, Bus, BusConfig, BusError, BusEvent, Secret, SubjectPattern};
+use sdk_testkit::{NatsServer, NatsUser, Permissions};
+
+fn server() -> NatsServer {
+    let tenant_user = |t: &str| {
+        NatsUser::password(
+            t,
+            &format!("{t}-pw"),
+            Some(Permissions::both(&[
+                &format!("sdk.{t}.>"),
+                &format!("_INBOX.{t}.>"),
+            ])),
+        )
+    };
+    NatsServer::builder()
+        .user(tenant_user("alpha"))
+        .user(tenant_user("beta"))
+        // A shared RAG service that serves every tenant.
+        .user(NatsUser::password(
+            "rag",
+            "rag-pw",
+            Some(Permissions {
+                publish: vec![],
+                subscribe: vec!["sdk.*.rag.query".into()],
+                allow_responses: true,
+            }),
+        ))
+        .start()
+}
+
+async fn connect(server: &NatsServer, user: &str, inbox_tenant: bool) -> Bus {
+    let mut b = BusConfig::builder()
+        .servers(&server.url())
+        .auth(Auth::UserPassword {
+            user: user.into(),
+            password: Secret::new(format!("{user}-pw")),
+        })
+        .request_timeout(Duration::from_secs(2));
+    if inbox_tenant {
+        b = b.inbox_tenant(&tenant(user));
+    }
+    Bus::connect(b.build().unwrap()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_publish_into_another() {
+    let server = server();
+    let alpha = connect(&server, "alpha", true).await;
+    let beta = connect(&server, "beta", true).await;
+    let mut beta_events = beta
+        .subscribe(&tenant("beta").scope().pattern(&["events", ">"]).unwrap())
+        .await
+        .unwrap();
+    beta.flush().await.unwrap();
+    let mut alpha_events = alpha.events();
+
+    let target = tenant("beta").scope().event("task.completed").unwrap();
+    alpha
+        .publish_and_flush(&target, envelope("beta", "forged"))
+        .await
+        .unwrap();
+    let (operation, subject) = wait_event(&mut alpha_events, |e| match e {
+        BusEvent::PermissionViolation { operation, subject } => Some((*operation, subject.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (operation, subject.as_str()),
+        ("publish to", "sdk.beta.events.task.completed")
+    );
+    assert_eq!(alpha.stats().permission_violations, 1);
+
+    // Beta never sees the forged message: the next one it gets is its own.
+    beta.publish_and_flush(&target, envelope("beta", "genuine"))
+        .await
+        .unwrap();
+    assert_eq!(body(&next(&mut beta_events).await), "genuine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_subscribe_to_another() {
+    let server = server();
+    let alpha = connect(&server, "alpha", true).await;
+    let mut sub = alpha
+        .subscribe(&SubjectPattern::new("sdk.beta.>").unwrap())
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BusError::PermissionDenied {
+                operation: "subscribe to",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "permission denied: this connection may not subscribe to \"sdk.beta.>\""
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_into_another_tenant_fails_clearly() {
+    let server = server();
+    let alpha = connect(&server, "alpha", true).await;
+    let err = alpha
+        .request(
+            &tenant("beta").scope().component("rag", "query").unwrap(),
+            envelope("beta", "q"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BusError::PermissionDenied {
+                operation: "publish to",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reply_works_under_tenant_permissions_with_a_tenant_inbox() {
+    let server = server();
+    let rag = connect(&server, "rag", false).await;
+    let service = rag
+        .serve(
+            &SubjectPattern::all_tenants("rag", "query").unwrap(),
+            Some("rag"),
+            8,
+            |d| async move {
+                Ok(envelope(
+                    d.subject.tenant(),
+                    &format!("results for {}", d.subject.tenant()),
+                ))
+            },
+        )
+        .await
+        .unwrap();
+    rag.flush().await.unwrap();
+    for t in ["alpha", "beta"] {
+        let bus = connect(&server, t, true).await;
+        let reply = bus
+            .request(
+                &tenant(t).scope().component("rag", "query").unwrap(),
+                envelope(t, "q"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.payload().as_ref(),
+            format!("results for {t}").as_bytes()
+        );
+    }
+    // Without the tenant inbox prefix the reply subscription itself is refused.
+    let plain = connect(&server, "alpha", false).await;
+    let err = plain
+        .request(
+            &tenant("alpha").scope().component("rag", "query").unwrap(),
+            envelope("alpha", "q"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BusError::Timeout { .. } | BusError::Request { .. }),
+        "{err:?}"
+    );
+    service.abort();
+}
