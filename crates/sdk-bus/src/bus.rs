@@ -279,7 +279,7 @@ impl Bus {
                         });
                     }
                 }
-                crate::nats::publish(client, subject, reply, &headers, payload).await?;
+                crate::nats::publish(client, subject, reply, headers, payload).await?;
             }
             Transport::Memory(router) => {
                 if router.is_closed() {
@@ -677,51 +677,36 @@ async fn next_raw(source: &mut Source) -> Option<RawMessage> {
 /// The checks every message passes before a handler sees it.
 async fn admit(bus: &Bus, raw: RawMessage) -> Option<Delivery> {
     let shared = bus.shared();
-    let refuse = |code: u16, reason: String, counter: &std::sync::atomic::AtomicU64| {
-        Shared::bump(counter);
-        shared.emit(BusEvent::Rejected {
-            subject: raw.subject.clone(),
-            code,
-            reason: reason.clone(),
-        });
-        (code, reason)
-    };
-    let checked = Subject::parse(&raw.subject)
-        .map_err(|e| refuse(codes::BAD_REQUEST, e.to_string(), &shared.counters.rejected))
-        .and_then(|subject| {
-            let envelope =
-                Envelope::from_parts(raw.headers.clone(), raw.payload.clone()).map_err(|e| {
-                    refuse(codes::BAD_REQUEST, e.to_string(), &shared.counters.rejected)
-                })?;
-            envelope.check_required().map_err(|e| {
-                refuse(codes::BAD_REQUEST, e.to_string(), &shared.counters.rejected)
-            })?;
-            let tenant = envelope.tenant_id().unwrap_or_default().into_owned();
-            if tenant != subject.tenant() {
-                return Err(refuse(
-                    codes::FORBIDDEN,
-                    format!(
-                        "ce-tenantid {tenant:?} does not match the tenant {:?} of subject {}",
-                        subject.tenant(),
-                        subject
-                    ),
-                    &shared.counters.tenant_mismatches,
-                ));
-            }
-            Ok((subject, envelope))
-        });
+    let RawMessage {
+        subject: raw_subject,
+        reply,
+        headers,
+        payload,
+    } = raw;
+    let checked = check(&raw_subject, headers, payload);
     match checked {
         Ok((subject, envelope)) => {
             Shared::bump(&shared.counters.delivered);
             Some(Delivery {
                 subject,
                 envelope,
-                reply: raw.reply,
+                reply,
                 bus: bus.clone(),
             })
         }
         Err((code, reason)) => {
-            if let Some(reply) = raw.reply {
+            let counter = if code == codes::FORBIDDEN {
+                &shared.counters.tenant_mismatches
+            } else {
+                &shared.counters.rejected
+            };
+            Shared::bump(counter);
+            shared.emit(BusEvent::Rejected {
+                subject: raw_subject,
+                code,
+                reason: reason.clone(),
+            });
+            if let Some(reply) = reply {
                 let _ = bus
                     .send(&reply, None, error_headers(code, &reason), Bytes::new())
                     .await;
@@ -729,6 +714,30 @@ async fn admit(bus: &Bus, raw: RawMessage) -> Option<Delivery> {
             None
         }
     }
+}
+
+/// Subject grammar, envelope, required attributes, and the tenant rule.
+fn check(
+    raw_subject: &str,
+    headers: Headers,
+    payload: Bytes,
+) -> Result<(Subject, Envelope), (u16, String)> {
+    let bad = |e: &dyn std::fmt::Display| (codes::BAD_REQUEST, e.to_string());
+    let subject = Subject::parse(raw_subject).map_err(|e| bad(&e))?;
+    let envelope = Envelope::from_parts(headers, payload).map_err(|e| bad(&e))?;
+    envelope.check_required().map_err(|e| bad(&e))?;
+    let tenant = envelope.tenant_id().unwrap_or_default();
+    if tenant != subject.tenant() {
+        return Err((
+            codes::FORBIDDEN,
+            format!(
+                "ce-tenantid {tenant:?} does not match the tenant {:?} of subject {}",
+                subject.tenant(),
+                subject
+            ),
+        ));
+    }
+    Ok((subject, envelope))
 }
 
 fn error_headers(code: u16, message: &str) -> Headers {

@@ -285,7 +285,9 @@ impl Envelope {
 impl EnvelopeBuilder {
     fn set(mut self, name: &'static str, value: &str) -> Self {
         if self.error.is_none()
-            && let Err(e) = self.headers.insert(name, &percent_encode(value))
+            && let Err(e) = self
+                .headers
+                .insert_static(name, percent_encode(value).into_owned())
         {
             self.error = Some(e.into());
         }

@@ -1,5 +1,6 @@
 //! Message headers: ordered, matched case-insensitively, checked on insert.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A header name or value that NATS cannot carry.
@@ -28,13 +29,14 @@ pub enum HeaderError {
 /// (async-nats compares names case-sensitively, so this type does it instead).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Vec<(String, String)>,
+    // Names are usually the contract's constants: borrowed, never copied.
+    entries: Vec<(Cow<'static, str>, String)>,
 }
 
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.entries.iter().map(|(k, v)| (k, v)))
+            .entries(self.entries.iter().map(|(k, v)| (k.as_ref(), v)))
             .finish()
     }
 }
@@ -95,7 +97,20 @@ impl Headers {
         valid_name(name)?;
         valid_value(name, value)?;
         self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-        self.entries.push((name.to_owned(), value.to_owned()));
+        self.entries
+            .push((Cow::Owned(name.to_owned()), value.to_owned()));
+        Ok(())
+    }
+
+    /// As [`Headers::insert`], for a constant name and an owned value: no copies.
+    pub(crate) fn insert_static(
+        &mut self,
+        name: &'static str,
+        value: String,
+    ) -> Result<(), HeaderError> {
+        valid_value(name, &value)?;
+        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.entries.push((Cow::Borrowed(name), value));
         Ok(())
     }
 
@@ -106,13 +121,14 @@ impl Headers {
     pub fn append(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
         valid_name(name)?;
         valid_value(name, value)?;
-        self.entries.push((name.to_owned(), value.to_owned()));
+        self.entries
+            .push((Cow::Owned(name.to_owned()), value.to_owned()));
         Ok(())
     }
 
     /// Adds a header that is known to be valid (names and values built by this crate).
     pub(crate) fn push_trusted(&mut self, name: &'static str, value: String) {
-        self.entries.push((name.to_owned(), value));
+        self.entries.push((Cow::Borrowed(name), value));
     }
 
     /// The first value of `name`, matched case-insensitively.
@@ -130,7 +146,7 @@ impl Headers {
 
     /// All headers in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
     }
 
     /// The number of headers.
@@ -157,13 +173,21 @@ impl Headers {
                 .sum::<usize>()
     }
 
-    pub(crate) fn to_nats(&self) -> async_nats::HeaderMap {
+    /// Moves the headers into an async-nats map: constant names cost nothing, values
+    /// move without a copy. Names and values were checked on the way in, so the
+    /// conversions cannot fail or panic.
+    pub(crate) fn into_nats(self) -> async_nats::HeaderMap {
+        use async_nats::header::{HeaderName, HeaderValue};
         let mut map = async_nats::HeaderMap::new();
-        for (k, v) in &self.entries {
-            // Names and values were checked on the way in, so these conversions hold.
-            if let Ok(name) = async_nats::header::HeaderName::try_from(k.as_str()) {
-                map.append(name, v.as_str());
-            }
+        for (k, v) in self.entries {
+            let name = match k {
+                Cow::Borrowed(s) => HeaderName::from_static(s),
+                Cow::Owned(s) => match HeaderName::try_from(s) {
+                    Ok(n) => n,
+                    Err(_) => continue,
+                },
+            };
+            map.append(name, HeaderValue::from(v));
         }
         map
     }
@@ -175,7 +199,7 @@ impl Headers {
                 for value in values {
                     headers
                         .entries
-                        .push((name.to_string(), value.as_str().to_owned()));
+                        .push((Cow::Owned(name.to_string()), value.as_str().to_owned()));
                 }
             }
         }

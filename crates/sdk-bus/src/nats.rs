@@ -127,7 +127,7 @@ pub(crate) async fn publish(
     client: &async_nats::Client,
     subject: &str,
     reply: Option<String>,
-    headers: &Headers,
+    headers: Headers,
     payload: Bytes,
 ) -> Result<(), BusError> {
     let fail = |e: async_nats::PublishError| BusError::Publish {
@@ -138,7 +138,7 @@ pub(crate) async fn publish(
     match (reply, headers.is_empty()) {
         (None, true) => client.publish(subject_owned, payload).await.map_err(fail),
         (None, false) => client
-            .publish_with_headers(subject_owned, headers.to_nats(), payload)
+            .publish_with_headers(subject_owned, headers.into_nats(), payload)
             .await
             .map_err(fail),
         (Some(r), true) => client
@@ -146,7 +146,7 @@ pub(crate) async fn publish(
             .await
             .map_err(fail),
         (Some(r), false) => client
-            .publish_with_reply_and_headers(subject_owned, r, headers.to_nats(), payload)
+            .publish_with_reply_and_headers(subject_owned, r, headers.into_nats(), payload)
             .await
             .map_err(fail),
     }
@@ -160,7 +160,7 @@ pub(crate) async fn request(
     timeout: Duration,
 ) -> Result<RawMessage, BusError> {
     let request = async_nats::Request::new()
-        .headers(headers.to_nats())
+        .headers(headers.into_nats())
         .payload(payload)
         .timeout(Some(timeout));
     match client.send_request(subject.to_owned(), request).await {
