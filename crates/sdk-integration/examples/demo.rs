@@ -9,7 +9,7 @@ use sdk_integration::Messenger;
 use sdk_integration::sdk_bus::{Bus, ServiceFailure, Source, SubjectPattern, TenantId, codes};
 use sdk_integration::sdk_codec::v1::{AgentTask, EventMessage, TaskResult, TaskStatus, TokenUsage};
 use sdk_integration::sdk_codec::{Codec, Format};
-use sdk_integration::sdk_telemetry::{Telemetry, TelemetryConfig};
+use sdk_integration::sdk_telemetry::{Exporter, Telemetry, TelemetryConfig};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -20,7 +20,17 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let telemetry = Telemetry::init(TelemetryConfig::builder("sdk-demo").build())?;
+    // OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise quiet, with logs on stderr.
+    let telemetry = if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+        Telemetry::from_env()?
+    } else {
+        Telemetry::init(
+            TelemetryConfig::builder("sdk-demo")
+                .exporters(Exporter::None, Exporter::None, Exporter::None)
+                .build()?,
+        )?
+    };
+    tracing::info!("demo starting");
     let bus = Bus::from_env().await?;
     println!(
         "transport: {} ({:?})",
@@ -118,6 +128,6 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     bus.drain().await?;
     service.wait().await;
     println!("stats: {:?}", bus.stats());
-    telemetry.shutdown()?;
+    telemetry.shutdown(Duration::from_secs(5))?;
     Ok(())
 }

@@ -1,4 +1,24 @@
 #![doc = include_str!("../README.md")]
+
+mod config;
+mod context;
+mod logfmt;
+mod metrics;
+mod propagation;
+mod sampler;
+pub mod semconv;
 mod setup;
 
-pub use setup::{Protocol, Telemetry, TelemetryConfig, TelemetryConfigBuilder, TelemetryError};
+pub use config::{
+    ConfigError, Exporter, LogFormat, OtlpHeaders, Protocol, Sampling, TelemetryConfig,
+    TelemetryConfigBuilder, resource_keys,
+};
+pub use context::spawn_in_context;
+pub use logfmt::TraceFormat;
+pub use metrics::{
+    DURATION_BUCKETS, MessageLabels, MessagingMetrics, OTHER_TENANT, SIZE_BUCKETS, SdkMetrics,
+    TENANT_KEY, TenantLimiter,
+};
+pub use propagation::{HeaderCarrier, Propagator, TENANT_BAGGAGE_KEY, tenant_of, with_tenant};
+pub use sampler::COMPONENT_KEY;
+pub use setup::{EXCLUDED_LOG_TARGETS, Telemetry, TelemetryError};

@@ -1,143 +1,406 @@
 //! Provider setup and shutdown.
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Protocol {
-    /// OTLP over gRPC (port 4317 by convention).
-    Grpc,
-    /// OTLP over HTTP with protobuf bodies (port 4318 by convention).
-    HttpProtobuf,
-}
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{KeyValue, global};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLoggerProvider};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
+};
+
+use crate::config::{Exporter, Protocol, TelemetryConfig};
+use crate::metrics::{MessagingMetrics, SdkMetrics};
+use crate::propagation::Propagator;
+use crate::sampler::ComponentSampler;
 
 /// What can go wrong while setting telemetry up or down.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TelemetryError {
-    /// The exporter could not be built from the configuration.
-    #[error("cannot build the {signal} exporter: {source}")]
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// An exporter could not be built.
+    #[error("cannot build the {signal} exporter: {reason}")]
     Exporter {
         /// `traces`, `metrics` or `logs`.
         signal: &'static str,
-        /// The SDK's error.
-        #[source]
-        source: opentelemetry_otlp::ExporterBuildError,
+        /// Why.
+        reason: String,
     },
-    /// Flushing or shutting down failed.
-    #[error("shutdown failed: {0}")]
-    Shutdown(#[source] opentelemetry_sdk::error::OTelSdkError),
+    /// Flushing or shutting down failed (for example, the collector is unreachable).
+    #[error("{signal} shutdown failed: {reason}")]
+    Shutdown {
+        /// `traces`, `metrics` or `logs`.
+        signal: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
-/// Telemetry settings.
-#[derive(Debug, Clone)]
-pub struct TelemetryConfig {
-    service_name: String,
-    endpoint: Option<String>,
-    protocol: Protocol,
-}
-
-/// Builds a [`TelemetryConfig`].
-#[derive(Debug, Clone)]
-pub struct TelemetryConfigBuilder {
-    config: TelemetryConfig,
-}
-
-impl TelemetryConfig {
-    /// A builder for `service_name`, with no exporter endpoint.
-    pub fn builder(service_name: &str) -> TelemetryConfigBuilder {
-        TelemetryConfigBuilder {
-            config: TelemetryConfig {
-                service_name: service_name.to_owned(),
-                endpoint: None,
-                protocol: Protocol::Grpc,
-            },
-        }
-    }
-}
-
-impl TelemetryConfigBuilder {
-    /// Exports over OTLP to `endpoint` with `protocol`.
-    pub fn otlp(mut self, endpoint: &str, protocol: Protocol) -> Self {
-        self.config.endpoint = Some(endpoint.to_owned());
-        self.config.protocol = protocol;
-        self
-    }
-
-    /// Finishes the configuration.
-    pub fn build(self) -> TelemetryConfig {
-        self.config
-    }
-}
-
-/// Installed telemetry. Flushes and shuts down on drop.
+/// Installed telemetry. Flushes and shuts down on drop; [`Telemetry::shutdown`] does
+/// it explicitly with a timeout and reports failures.
 #[derive(Debug)]
 pub struct Telemetry {
-    tracer_provider: Option<SdkTracerProvider>,
+    tracer_provider: SdkTracerProvider,
+    meter_provider: SdkMeterProvider,
+    logger_provider: SdkLoggerProvider,
+    propagator: Arc<Propagator>,
+    config: TelemetryConfig,
+    /// Runs the gRPC exporters' I/O, so export never depends on (or blocks) the
+    /// application's runtime, whatever its flavour.
+    io_runtime: Option<tokio::runtime::Runtime>,
+    down: bool,
 }
 
+/// Log records from these targets never go to OTLP: the exporter's own stack, which
+/// would otherwise feed back into itself.
+pub const EXCLUDED_LOG_TARGETS: &[&str] =
+    &["hyper", "h2", "tonic", "tower", "reqwest", "opentelemetry"];
+
 impl Telemetry {
-    /// Builds the providers.
+    /// Builds the providers from `config`; with `install_global` (the default) it also
+    /// sets the global tracer, meter and propagator and the global `tracing`
+    /// subscriber. Safe from synchronous code and from both tokio runtime flavours.
     ///
     /// # Errors
     /// [`TelemetryError::Exporter`] when an exporter cannot be built.
     pub fn init(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
         let resource = Resource::builder()
             .with_service_name(config.service_name.clone())
+            .with_attributes(
+                config
+                    .resource
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+            )
             .build();
-        let mut builder = SdkTracerProvider::builder().with_resource(resource);
-        if let Some(endpoint) = &config.endpoint {
-            let exporter = match config.protocol {
-                Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(endpoint.clone())
-                    .build(),
-                Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
-                    .build(),
-            }
-            .map_err(|source| TelemetryError::Exporter {
-                signal: "traces",
-                source,
-            })?;
-            builder = builder.with_batch_exporter(exporter);
-        }
-        Ok(Telemetry {
-            tracer_provider: Some(builder.build()),
+        let needs_grpc = !config.disabled
+            && config.protocol == Protocol::Grpc
+            && [config.traces, config.metrics, config.logs].contains(&Exporter::Otlp);
+        let io_runtime = if needs_grpc {
+            Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("sdk-otel-io")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| TelemetryError::Exporter {
+                        signal: "traces",
+                        reason: format!("cannot start the exporter runtime: {e}"),
+                    })?,
+            )
+        } else {
+            None
+        };
+        // Exporters are built on a fresh thread: no caller runtime is in context (the
+        // blocking HTTP client refuses to start inside one), and the gRPC ones bind to
+        // our own runtime.
+        let handle = io_runtime.as_ref().map(|rt| rt.handle().clone());
+        let cfg = config.clone();
+        let res = resource.clone();
+        let built = std::thread::scope(|s| {
+            s.spawn(move || {
+                let _guard = handle.as_ref().map(tokio::runtime::Handle::enter);
+                build_providers(&cfg, res)
+            })
+            .join()
         })
+        .map_err(|_| TelemetryError::Exporter {
+            signal: "traces",
+            reason: "exporter construction panicked".into(),
+        })??;
+        let (tracer_provider, meter_provider, logger_provider) = built;
+        let propagator = Arc::new(Propagator::from_names(&config.propagators));
+        let telemetry = Telemetry {
+            tracer_provider,
+            meter_provider,
+            logger_provider,
+            propagator,
+            config,
+            io_runtime,
+            down: false,
+        };
+        if telemetry.config.install_global && !telemetry.config.disabled {
+            global::set_tracer_provider(telemetry.tracer_provider.clone());
+            global::set_meter_provider(telemetry.meter_provider.clone());
+            global::set_text_map_propagator(
+                Propagator::from_names(&telemetry.config.propagators).into_inner(),
+            );
+            // Another subscriber may already be installed (tests, host apps): keep it.
+            let _ = tracing::subscriber::set_global_default(telemetry.subscriber());
+        }
+        Ok(telemetry)
+    }
+
+    /// [`TelemetryConfig::from_env`] then [`Telemetry::init`].
+    ///
+    /// # Errors
+    /// As both.
+    pub fn from_env() -> Result<Telemetry, TelemetryError> {
+        Telemetry::init(TelemetryConfig::from_env()?)
     }
 
     /// A tracer for one component (`agent`, `rag`, ...).
     pub fn tracer(&self, component: &'static str) -> SdkTracer {
-        match &self.tracer_provider {
-            Some(provider) => provider.tracer(component),
-            None => SdkTracerProvider::builder().build().tracer(component),
-        }
+        self.tracer_provider.tracer(component)
     }
 
-    /// Flushes everything and shuts the providers down.
+    /// A meter for one component.
+    pub fn meter(&self, component: &'static str) -> opentelemetry::metrics::Meter {
+        opentelemetry::metrics::MeterProvider::meter(&self.meter_provider, component)
+    }
+
+    /// The messaging instruments of the contract, on this telemetry's meter.
+    pub fn messaging_metrics(&self) -> MessagingMetrics {
+        MessagingMetrics::new(&self.meter("sdk.messaging"), self.config.tenant_cap)
+    }
+
+    /// Agent, RAG, token and cost instruments.
+    pub fn sdk_metrics(&self) -> SdkMetrics {
+        SdkMetrics::new(&self.meter("sdk"), self.config.tenant_cap)
+    }
+
+    /// The propagator `OTEL_PROPAGATORS` selected.
+    pub fn propagator(&self) -> &Propagator {
+        &self.propagator
+    }
+
+    /// The tracer provider.
+    pub fn tracer_provider(&self) -> &SdkTracerProvider {
+        &self.tracer_provider
+    }
+
+    /// The logger provider.
+    pub fn logger_provider(&self) -> &SdkLoggerProvider {
+        &self.logger_provider
+    }
+
+    /// A `tracing` subscriber wired to these providers: `RUST_LOG` filter, spans into
+    /// OpenTelemetry, events into OTLP logs (without the exporter's own stack), and
+    /// console output with `trace_id` and `span_id`. [`Telemetry::init`] installs it
+    /// globally; use it with `tracing::subscriber::with_default` otherwise.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.config.log_filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let otel = tracing_opentelemetry::layer().with_tracer(self.tracer("tracing"));
+        let logs = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
+            &self.logger_provider,
+        )
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            !EXCLUDED_LOG_TARGETS
+                .iter()
+                .any(|p| meta.target().starts_with(p))
+        }));
+        let console = crate::logfmt::layer(self.config.log_format);
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(otel)
+            .with(logs)
+            .with(console)
+    }
+
+    /// Flushes every signal and shuts the providers down, waiting at most `timeout`
+    /// for each. Reports the first failure; the rest still shut down.
     ///
     /// # Errors
-    /// [`TelemetryError::Shutdown`] when an exporter fails to flush.
-    pub fn shutdown(mut self) -> Result<(), TelemetryError> {
-        self.shutdown_inner()
+    /// [`TelemetryError::Shutdown`] naming the signal.
+    pub fn shutdown(mut self, timeout: Duration) -> Result<(), TelemetryError> {
+        self.shutdown_inner(timeout)
     }
 
-    fn shutdown_inner(&mut self) -> Result<(), TelemetryError> {
-        if let Some(provider) = self.tracer_provider.take() {
-            provider.shutdown().map_err(TelemetryError::Shutdown)?;
+    fn shutdown_inner(&mut self, timeout: Duration) -> Result<(), TelemetryError> {
+        if self.down {
+            return Ok(());
         }
-        Ok(())
+        self.down = true;
+        let fail = |signal: &'static str| {
+            move |e: opentelemetry_sdk::error::OTelSdkError| TelemetryError::Shutdown {
+                signal,
+                reason: e.to_string(),
+            }
+        };
+        let traces = self
+            .tracer_provider
+            .shutdown_with_timeout(timeout)
+            .map_err(fail("traces"));
+        let metrics = self
+            .meter_provider
+            .shutdown_with_timeout(timeout)
+            .map_err(fail("metrics"));
+        let logs = self
+            .logger_provider
+            .shutdown_with_timeout(timeout)
+            .map_err(fail("logs"));
+        if let Some(rt) = self.io_runtime.take() {
+            rt.shutdown_background();
+        }
+        traces.and(metrics).and(logs)
     }
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        let _ = self.shutdown_inner();
+        let _ = self.shutdown_inner(Duration::from_secs(5));
     }
 }
+
+type Providers = (SdkTracerProvider, SdkMeterProvider, SdkLoggerProvider);
+
+fn build_providers(c: &TelemetryConfig, resource: Resource) -> Result<Providers, TelemetryError> {
+    let on = |e: Exporter| if c.disabled { Exporter::None } else { e };
+    let batch = || {
+        BatchConfigBuilder::default()
+            .with_max_queue_size(c.max_queue_size)
+            .build()
+    };
+
+    let mut traces = SdkTracerProvider::builder()
+        .with_resource(resource.clone())
+        .with_sampler(ComponentSampler::new(&c.sampling, &c.component_sampling));
+    match on(c.traces) {
+        Exporter::Otlp => {
+            let exporter = otlp_spans(c)?;
+            traces = traces.with_span_processor(
+                BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(batch())
+                    .build(),
+            );
+        }
+        Exporter::Console => {
+            traces = traces.with_span_processor(
+                BatchSpanProcessor::builder(opentelemetry_stdout::SpanExporter::default())
+                    .with_batch_config(batch())
+                    .build(),
+            );
+        }
+        Exporter::None => {}
+    }
+
+    let mut metrics = SdkMeterProvider::builder().with_resource(resource.clone());
+    match on(c.metrics) {
+        Exporter::Otlp => {
+            let exporter = otlp_metrics(c)?;
+            metrics = metrics.with_reader(
+                PeriodicReader::builder(exporter)
+                    .with_interval(c.metric_interval)
+                    .build(),
+            );
+        }
+        Exporter::Console => {
+            metrics = metrics.with_reader(
+                PeriodicReader::builder(opentelemetry_stdout::MetricExporter::default())
+                    .with_interval(c.metric_interval)
+                    .build(),
+            );
+        }
+        Exporter::None => {}
+    }
+
+    let log_batch = || {
+        opentelemetry_sdk::logs::BatchConfigBuilder::default()
+            .with_max_queue_size(c.max_queue_size)
+            .build()
+    };
+    let mut logs = SdkLoggerProvider::builder().with_resource(resource);
+    match on(c.logs) {
+        Exporter::Otlp => {
+            let exporter = otlp_logs(c)?;
+            logs = logs.with_log_processor(
+                BatchLogProcessor::builder(exporter)
+                    .with_batch_config(log_batch())
+                    .build(),
+            );
+        }
+        // The console already shows every event through the fmt layer.
+        Exporter::Console | Exporter::None => {}
+    }
+    Ok((traces.build(), metrics.build(), logs.build()))
+}
+
+fn endpoint(c: &TelemetryConfig, path: &str) -> String {
+    let base = c.endpoint.clone().unwrap_or_default();
+    match c.protocol {
+        Protocol::Grpc => base,
+        Protocol::HttpProtobuf => format!("{base}{path}"),
+    }
+}
+
+fn exporter_error(
+    signal: &'static str,
+) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> TelemetryError {
+    move |e| TelemetryError::Exporter {
+        signal,
+        reason: e.to_string(),
+    }
+}
+
+fn metadata(c: &TelemetryConfig) -> tonic::metadata::MetadataMap {
+    let mut map = tonic::metadata::MetadataMap::new();
+    for (k, v) in &c.headers.0 {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()),
+            tonic::metadata::MetadataValue::try_from(v.as_str()),
+        ) {
+            map.insert(key, value);
+        }
+    }
+    map
+}
+
+macro_rules! otlp_builder {
+    ($name:ident, $exporter:ty, $signal:literal, $path:literal) => {
+        fn $name(c: &TelemetryConfig) -> Result<$exporter, TelemetryError> {
+            match c.protocol {
+                Protocol::Grpc => {
+                    let mut b = <$exporter>::builder()
+                        .with_tonic()
+                        .with_endpoint(endpoint(c, $path))
+                        .with_timeout(c.timeout)
+                        .with_metadata(metadata(c));
+                    if c.gzip {
+                        b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
+                    }
+                    b.build().map_err(exporter_error($signal))
+                }
+                Protocol::HttpProtobuf => {
+                    let mut b = <$exporter>::builder()
+                        .with_http()
+                        .with_endpoint(endpoint(c, $path))
+                        .with_timeout(c.timeout)
+                        .with_headers(c.headers.0.clone().into_iter().collect());
+                    if c.gzip {
+                        b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
+                    }
+                    b.build().map_err(exporter_error($signal))
+                }
+            }
+        }
+    };
+}
+
+otlp_builder!(
+    otlp_spans,
+    opentelemetry_otlp::SpanExporter,
+    "traces",
+    "/v1/traces"
+);
+otlp_builder!(
+    otlp_metrics,
+    opentelemetry_otlp::MetricExporter,
+    "metrics",
+    "/v1/metrics"
+);
+otlp_builder!(
+    otlp_logs,
+    opentelemetry_otlp::LogExporter,
+    "logs",
+    "/v1/logs"
+);

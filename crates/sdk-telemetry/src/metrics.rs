@@ -1,0 +1,332 @@
+//! Metric instruments: the messaging conventions, and SDK business metrics, with a
+//! capped tenant attribute.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry_semantic_conventions as semconv;
+
+/// The bucket boundaries the messaging conventions give for durations, in seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Byte-size buckets for encoded payloads.
+pub const SIZE_BUCKETS: [f64; 12] = [
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16_384.0,
+    65_536.0,
+    262_144.0,
+    524_288.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];
+
+/// The tenant attribute key.
+pub const TENANT_KEY: &str = "sdk.tenant.id";
+/// What tenants past the cap are folded into.
+pub const OTHER_TENANT: &str = "_other";
+
+/// Gives each tenant its own attribute value up to a cap; later tenants share
+/// `_other`, so a flood of tenants cannot blow up metric cardinality.
+#[derive(Debug)]
+pub struct TenantLimiter {
+    cap: usize,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl TenantLimiter {
+    /// At most `cap` distinct tenants.
+    pub fn new(cap: usize) -> TenantLimiter {
+        TenantLimiter {
+            cap,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The attribute for `tenant`: itself while under the cap, `_other` after.
+    pub fn attribute(&self, tenant: &str) -> KeyValue {
+        let Ok(mut seen) = self.seen.lock() else {
+            return KeyValue::new(TENANT_KEY, OTHER_TENANT);
+        };
+        if seen.contains(tenant) {
+            return KeyValue::new(TENANT_KEY, tenant.to_owned());
+        }
+        if seen.len() < self.cap {
+            seen.insert(tenant.to_owned());
+            return KeyValue::new(TENANT_KEY, tenant.to_owned());
+        }
+        KeyValue::new(TENANT_KEY, OTHER_TENANT)
+    }
+}
+
+/// The messaging instruments of the contract.
+#[derive(Debug)]
+pub struct MessagingMetrics {
+    sent: Counter<u64>,
+    consumed: Counter<u64>,
+    operation_duration: Histogram<f64>,
+    process_duration: Histogram<f64>,
+    codec_duration: Histogram<f64>,
+    codec_size: Histogram<u64>,
+    reconnects: Counter<u64>,
+    slow_consumer_drops: Counter<u64>,
+    dead_letters: Counter<u64>,
+    tenants: TenantLimiter,
+}
+
+/// What one messaging operation was about.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageLabels<'a> {
+    /// `publish`, `process`, `request`, `receive`, `ack`, ...
+    pub operation: &'a str,
+    /// The low-cardinality subject template.
+    pub template: &'a str,
+    /// The tenant (capped).
+    pub tenant: &'a str,
+    /// The error type, when the operation failed.
+    pub error_type: Option<&'a str>,
+}
+
+impl MessagingMetrics {
+    /// Creates the instruments on `meter`.
+    pub fn new(meter: &Meter, tenant_cap: usize) -> MessagingMetrics {
+        MessagingMetrics {
+            sent: meter
+                .u64_counter(semconv::metric::MESSAGING_CLIENT_SENT_MESSAGES)
+                .with_unit("{message}")
+                .with_description("Messages a producer sent")
+                .build(),
+            consumed: meter
+                .u64_counter(semconv::metric::MESSAGING_CLIENT_CONSUMED_MESSAGES)
+                .with_unit("{message}")
+                .with_description("Messages a consumer received")
+                .build(),
+            operation_duration: meter
+                .f64_histogram(semconv::metric::MESSAGING_CLIENT_OPERATION_DURATION)
+                .with_unit("s")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            process_duration: meter
+                .f64_histogram(semconv::metric::MESSAGING_PROCESS_DURATION)
+                .with_unit("s")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            codec_duration: meter
+                .f64_histogram("sdk.codec.duration")
+                .with_unit("s")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            codec_size: meter
+                .u64_histogram("sdk.codec.size")
+                .with_unit("By")
+                .with_boundaries(SIZE_BUCKETS.to_vec())
+                .build(),
+            reconnects: meter
+                .u64_counter("sdk.messaging.reconnects")
+                .with_unit("{reconnect}")
+                .build(),
+            slow_consumer_drops: meter
+                .u64_counter("sdk.messaging.slow_consumer.drops")
+                .with_unit("{event}")
+                .build(),
+            dead_letters: meter
+                .u64_counter("sdk.messaging.dead_letters")
+                .with_unit("{message}")
+                .build(),
+            tenants: TenantLimiter::new(tenant_cap),
+        }
+    }
+
+    fn labels(&self, l: &MessageLabels<'_>) -> Vec<KeyValue> {
+        let mut v = vec![
+            KeyValue::new(semconv::attribute::MESSAGING_SYSTEM, "nats"),
+            KeyValue::new(
+                semconv::attribute::MESSAGING_OPERATION_NAME,
+                l.operation.to_owned(),
+            ),
+            KeyValue::new(
+                semconv::attribute::MESSAGING_DESTINATION_TEMPLATE,
+                l.template.to_owned(),
+            ),
+            self.tenants.attribute(l.tenant),
+        ];
+        if let Some(e) = l.error_type {
+            v.push(KeyValue::new(semconv::attribute::ERROR_TYPE, e.to_owned()));
+        }
+        v
+    }
+
+    /// One message sent, and how long the send took.
+    pub fn record_sent(&self, l: &MessageLabels<'_>, seconds: f64) {
+        let attrs = self.labels(l);
+        self.sent.add(1, &attrs);
+        self.operation_duration.record(seconds, &attrs);
+    }
+
+    /// One message consumed.
+    pub fn record_consumed(&self, l: &MessageLabels<'_>) {
+        self.consumed.add(1, &self.labels(l));
+    }
+
+    /// How long processing one message took.
+    pub fn record_process(&self, l: &MessageLabels<'_>, seconds: f64) {
+        self.process_duration.record(seconds, &self.labels(l));
+    }
+
+    /// A client operation (request, receive, settle) and its duration.
+    pub fn record_operation(&self, l: &MessageLabels<'_>, seconds: f64) {
+        self.operation_duration.record(seconds, &self.labels(l));
+    }
+
+    /// One encode or decode: `operation` is `encode` or `decode`.
+    pub fn record_codec(
+        &self,
+        operation: &'static str,
+        format: &'static str,
+        seconds: f64,
+        bytes: u64,
+    ) {
+        let attrs = [
+            KeyValue::new("sdk.codec.operation", operation),
+            KeyValue::new("sdk.codec.format", format),
+        ];
+        self.codec_duration.record(seconds, &attrs);
+        self.codec_size.record(bytes, &attrs);
+    }
+
+    /// A reconnect.
+    pub fn record_reconnect(&self) {
+        self.reconnects.add(
+            1,
+            &[KeyValue::new(semconv::attribute::MESSAGING_SYSTEM, "nats")],
+        );
+    }
+
+    /// A slow-consumer event.
+    pub fn record_slow_consumer(&self) {
+        self.slow_consumer_drops.add(
+            1,
+            &[KeyValue::new(semconv::attribute::MESSAGING_SYSTEM, "nats")],
+        );
+    }
+
+    /// A dead-lettered message.
+    pub fn record_dead_letter(&self, tenant: &str, reason: &str) {
+        self.dead_letters.add(
+            1,
+            &[
+                self.tenants.attribute(tenant),
+                KeyValue::new(semconv::attribute::ERROR_TYPE, reason.to_owned()),
+            ],
+        );
+    }
+}
+
+/// Business metrics of the SDK: agent tasks, RAG queries, tokens and cost.
+#[derive(Debug)]
+pub struct SdkMetrics {
+    agent_tasks: Counter<u64>,
+    task_duration: Histogram<f64>,
+    rag_queries: Counter<u64>,
+    rag_duration: Histogram<f64>,
+    tokens: Counter<u64>,
+    cost: Counter<f64>,
+    tenants: TenantLimiter,
+}
+
+impl SdkMetrics {
+    /// Creates the instruments on `meter`.
+    pub fn new(meter: &Meter, tenant_cap: usize) -> SdkMetrics {
+        SdkMetrics {
+            agent_tasks: meter
+                .u64_counter("sdk.agent.tasks")
+                .with_unit("{task}")
+                .build(),
+            task_duration: meter
+                .f64_histogram("sdk.agent.task.duration")
+                .with_unit("s")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            rag_queries: meter
+                .u64_counter("sdk.rag.queries")
+                .with_unit("{query}")
+                .build(),
+            rag_duration: meter
+                .f64_histogram("sdk.rag.query.duration")
+                .with_unit("s")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            tokens: meter
+                .u64_counter("sdk.llm.tokens")
+                .with_unit("{token}")
+                .build(),
+            cost: meter.f64_counter("sdk.llm.cost").with_unit("USD").build(),
+            tenants: TenantLimiter::new(tenant_cap),
+        }
+    }
+
+    /// One agent task finished with `status` after `seconds`.
+    pub fn record_agent_task(&self, tenant: &str, agent: &str, status: &str, seconds: f64) {
+        let attrs = [
+            self.tenants.attribute(tenant),
+            KeyValue::new("sdk.agent.id", agent.to_owned()),
+            KeyValue::new("sdk.task.status", status.to_owned()),
+        ];
+        self.agent_tasks.add(1, &attrs);
+        self.task_duration.record(seconds, &attrs);
+    }
+
+    /// One RAG query.
+    pub fn record_rag_query(&self, tenant: &str, seconds: f64) {
+        let attrs = [self.tenants.attribute(tenant)];
+        self.rag_queries.add(1, &attrs);
+        self.rag_duration.record(seconds, &attrs);
+    }
+
+    /// Tokens used by `model`; `kind` is `prompt` or `completion`.
+    pub fn record_tokens(&self, tenant: &str, model: &str, kind: &'static str, tokens: u64) {
+        self.tokens.add(
+            tokens,
+            &[
+                self.tenants.attribute(tenant),
+                KeyValue::new("gen_ai.request.model", model.to_owned()),
+                KeyValue::new("gen_ai.token.type", kind),
+            ],
+        );
+    }
+
+    /// Cost in US dollars.
+    pub fn record_cost(&self, tenant: &str, model: &str, usd: f64) {
+        if usd.is_finite() && usd >= 0.0 {
+            self.cost.add(
+                usd,
+                &[
+                    self.tenants.attribute(tenant),
+                    KeyValue::new("gen_ai.request.model", model.to_owned()),
+                ],
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_past_the_cap_fold_into_other() {
+        let t = TenantLimiter::new(2);
+        assert_eq!(t.attribute("a").value.as_str(), "a");
+        assert_eq!(t.attribute("b").value.as_str(), "b");
+        assert_eq!(t.attribute("c").value.as_str(), OTHER_TENANT);
+        assert_eq!(t.attribute("a").value.as_str(), "a");
+    }
+}
