@@ -86,8 +86,12 @@ fn all_types(c: &mut Criterion) {
 }
 
 fn validation_cost(c: &mut Criterion) {
-    let value = samples::agent_message();
-    let mut g = c.benchmark_group("decode/AgentMessage/msgpack/validation");
+    validation_cost_of(c, "AgentMessage", samples::agent_message());
+    validation_cost_of(c, "DocumentChunk-1536", samples::document_chunk(1536));
+}
+
+fn validation_cost_of<T: Raw>(c: &mut Criterion, name: &str, value: T) {
+    let mut g = c.benchmark_group(format!("decode/{name}/msgpack/validation"));
     configure(&mut g);
     for on in [true, false] {
         let codec = Codec::builder()
@@ -106,7 +110,7 @@ fn validation_cost(c: &mut Criterion) {
             |b| {
                 b.iter(|| {
                     codec
-                        .decode::<AgentMessage>(black_box(encoded.bytes.clone()), &meta)
+                        .decode::<T>(black_box(encoded.bytes.clone()), &meta)
                         .unwrap()
                 })
             },
