@@ -106,6 +106,7 @@ pub struct TelemetryConfig {
     pub(crate) propagators: Vec<String>,
     pub(crate) install_global: bool,
     pub(crate) tenant_cap: usize,
+    pub(crate) prometheus: Option<std::net::SocketAddr>,
 }
 
 /// Builds a [`TelemetryConfig`].
@@ -158,6 +159,7 @@ impl TelemetryConfig {
                 propagators: vec!["tracecontext".into(), "baggage".into()],
                 install_global: true,
                 tenant_cap: 100,
+                prometheus: None,
             },
             exporters_set: false,
         }
@@ -182,6 +184,7 @@ impl TelemetryConfig {
     /// | `OTEL_PROPAGATORS` | `tracecontext`, `baggage`, `none` |
     /// | `RUST_LOG` | log filter, e.g. `info,sdk_bus=debug` |
     /// | `SDK_LOG_FORMAT` | `plain`, `json` or `off` |
+    /// | `SDK_PROMETHEUS_LISTEN` | serve `GET /metrics` here (feature `prometheus`) |
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable that is wrong.
@@ -325,6 +328,14 @@ impl TelemetryConfig {
                 }
             }
             b.config.propagators = list.into_iter().filter(|p| p != "none").collect();
+        }
+        if let Some(v) = get("SDK_PROMETHEUS_LISTEN") {
+            b.config.prometheus = Some(v.parse().map_err(|_| {
+                err(
+                    "SDK_PROMETHEUS_LISTEN",
+                    format!("{v:?} is not an address like 127.0.0.1:9464"),
+                )
+            })?);
         }
         if let Some(v) = get("RUST_LOG") {
             b.config.log_filter = v;
@@ -509,6 +520,13 @@ impl TelemetryConfigBuilder {
         self.config.tenant_cap = tenants;
         self
     }
+    /// Also serves metrics for Prometheus to pull, on `GET /metrics` at `listen`
+    /// (needs the `prometheus` feature; port 0 picks a free port).
+    pub fn prometheus(mut self, listen: std::net::SocketAddr) -> Self {
+        self.config.prometheus = Some(listen);
+        self
+    }
+
     /// Turns everything off (as `OTEL_SDK_DISABLED=true`).
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.config.disabled = disabled;
@@ -560,6 +578,12 @@ impl TelemetryConfigBuilder {
         }
         if c.max_queue_size == 0 {
             return Err(err("max_queue_size", "must be at least 1"));
+        }
+        if c.prometheus.is_some() && !cfg!(feature = "prometheus") {
+            return Err(err(
+                "prometheus",
+                "this build has no Prometheus endpoint; enable the `prometheus` feature of sdk-telemetry",
+            ));
         }
         if c.tenant_cap == 0 {
             return Err(err("tenant_cap", "must be at least 1"));

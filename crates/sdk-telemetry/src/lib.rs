@@ -4,6 +4,8 @@ mod config;
 mod context;
 mod logfmt;
 mod metrics;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 mod propagation;
 mod sampler;
 pub mod semconv;

@@ -55,6 +55,8 @@ pub struct Telemetry {
     /// Runs the gRPC exporters' I/O, so export never depends on (or blocks) the
     /// application's runtime, whatever its flavour.
     io_runtime: Option<tokio::runtime::Runtime>,
+    #[cfg(feature = "prometheus")]
+    prometheus: Option<crate::prometheus::PrometheusEndpoint>,
     down: bool,
 }
 
@@ -115,7 +117,19 @@ impl Telemetry {
             signal: "traces",
             reason: "exporter construction panicked".into(),
         })??;
-        let (tracer_provider, meter_provider, logger_provider) = built;
+        let (tracer_provider, meter_provider, logger_provider, _registry) = built;
+        #[cfg(feature = "prometheus")]
+        let prometheus = match (config.prometheus, _registry) {
+            (Some(listen), Some(registry)) => Some(
+                crate::prometheus::PrometheusEndpoint::start(listen, registry).map_err(|e| {
+                    TelemetryError::Exporter {
+                        signal: "metrics",
+                        reason: format!("cannot serve Prometheus metrics on {listen}: {e}"),
+                    }
+                })?,
+            ),
+            _ => None,
+        };
         let propagator = Arc::new(Propagator::from_names(&config.propagators));
         let telemetry = Telemetry {
             tracer_provider,
@@ -124,6 +138,8 @@ impl Telemetry {
             propagator,
             config,
             io_runtime,
+            #[cfg(feature = "prometheus")]
+            prometheus,
             down: false,
         };
         if telemetry.config.install_global && !telemetry.config.disabled {
@@ -164,6 +180,14 @@ impl Telemetry {
     /// Agent, RAG, token and cost instruments.
     pub fn sdk_metrics(&self) -> SdkMetrics {
         SdkMetrics::new(&self.meter("sdk"), self.config.tenant_cap)
+    }
+
+    /// Where the Prometheus endpoint listens, when one was configured.
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus_address(&self) -> Option<std::net::SocketAddr> {
+        self.prometheus
+            .as_ref()
+            .map(crate::prometheus::PrometheusEndpoint::address)
     }
 
     /// The propagator `OTEL_PROPAGATORS` selected.
@@ -252,7 +276,17 @@ impl Drop for Telemetry {
     }
 }
 
-type Providers = (SdkTracerProvider, SdkMeterProvider, SdkLoggerProvider);
+#[cfg(feature = "prometheus")]
+type Registry = prometheus::Registry;
+#[cfg(not(feature = "prometheus"))]
+type Registry = ();
+
+type Providers = (
+    SdkTracerProvider,
+    SdkMeterProvider,
+    SdkLoggerProvider,
+    Option<Registry>,
+);
 
 fn build_providers(c: &TelemetryConfig, resource: Resource) -> Result<Providers, TelemetryError> {
     let on = |e: Exporter| if c.disabled { Exporter::None } else { e };
@@ -303,6 +337,24 @@ fn build_providers(c: &TelemetryConfig, resource: Resource) -> Result<Providers,
         }
         Exporter::None => {}
     }
+    #[cfg(feature = "prometheus")]
+    let registry = match c.prometheus {
+        Some(_) if !c.disabled => {
+            let registry = prometheus::Registry::new();
+            let exporter = opentelemetry_prometheus::exporter()
+                .with_registry(registry.clone())
+                .build()
+                .map_err(|e| TelemetryError::Exporter {
+                    signal: "metrics",
+                    reason: e.to_string(),
+                })?;
+            metrics = metrics.with_reader(exporter);
+            Some(registry)
+        }
+        _ => None,
+    };
+    #[cfg(not(feature = "prometheus"))]
+    let registry: Option<Registry> = None;
 
     let log_batch = || {
         opentelemetry_sdk::logs::BatchConfigBuilder::default()
@@ -322,7 +374,7 @@ fn build_providers(c: &TelemetryConfig, resource: Resource) -> Result<Providers,
         // The console already shows every event through the fmt layer.
         Exporter::Console | Exporter::None => {}
     }
-    Ok((traces.build(), metrics.build(), logs.build()))
+    Ok((traces.build(), metrics.build(), logs.build(), registry))
 }
 
 fn endpoint(c: &TelemetryConfig, path: &str) -> String {

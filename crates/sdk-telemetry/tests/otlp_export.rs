@@ -313,3 +313,39 @@ fn with_the_collector_down_the_application_keeps_running_and_memory_stays_bounde
         "{during} spans were kept through the outage; the bound is 512"
     );
 }
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn metrics_can_be_pulled_by_prometheus() {
+    use std::io::{Read as _, Write as _};
+    let telemetry = Telemetry::init(
+        TelemetryConfig::builder("prom-test")
+            .exporters(Exporter::None, Exporter::None, Exporter::None)
+            .prometheus("127.0.0.1:0".parse().unwrap())
+            .install_global(false)
+            .log_format(sdk_telemetry::LogFormat::Off)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    telemetry.messaging_metrics().record_sent(
+        &MessageLabels {
+            operation: "publish",
+            template: "sdk.{tenant}.rag.query",
+            tenant: "acme",
+            error_type: None,
+        },
+        0.002,
+    );
+    let address = telemetry.prometheus_address().unwrap();
+    assert!(address.ip().is_loopback());
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("messaging_client_sent_messages"), "{body}");
+    assert!(body.contains("sdk_tenant_id=\"acme\""), "{body}");
+}
