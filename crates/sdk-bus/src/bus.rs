@@ -579,6 +579,13 @@ impl Bus {
     pub(crate) fn shared(&self) -> &Shared {
         &self.inner.shared
     }
+
+    pub(crate) fn nats_client(&self) -> Option<&async_nats::Client> {
+        match &self.inner.transport {
+            Transport::Nats(c) => Some(c),
+            Transport::Memory(_) => None,
+        }
+    }
 }
 
 /// Turns a reply's error headers into [`BusError::ServiceError`].
@@ -717,7 +724,7 @@ async fn admit(bus: &Bus, raw: RawMessage) -> Option<Delivery> {
 }
 
 /// Subject grammar, envelope, required attributes, and the tenant rule.
-fn check(
+pub(crate) fn check(
     raw_subject: &str,
     headers: Headers,
     payload: Bytes,

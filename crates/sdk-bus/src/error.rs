@@ -17,6 +17,9 @@ pub enum BusError {
     /// An envelope cannot be built or read.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// A header name or value is not allowed.
+    #[error(transparent)]
+    Header(#[from] crate::HeaderError),
     /// Connecting failed.
     #[error("cannot connect to NATS at {servers}: {reason}")]
     Connect {
@@ -108,6 +111,30 @@ pub enum BusError {
         operation: &'static str,
         /// Why.
         reason: String,
+    },
+    /// A JetStream operation failed.
+    #[error("JetStream {operation} failed: {reason}")]
+    JetStream {
+        /// What was being done: `publish`, `publish ack`, `ensure stream`, ...
+        operation: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A compare-and-set lost to a concurrent writer.
+    #[error("conflict on {what}: {reason}")]
+    Conflict {
+        /// The key or subject.
+        what: String,
+        /// What did not match.
+        reason: String,
+    },
+    /// The feature does not exist on this transport.
+    #[error("{feature} is not available on the {transport} transport")]
+    Unsupported {
+        /// The feature.
+        feature: &'static str,
+        /// The transport.
+        transport: &'static str,
     },
     /// The bus was drained or closed.
     #[error("the bus is closed")]

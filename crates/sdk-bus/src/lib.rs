@@ -6,6 +6,7 @@ mod envelope;
 mod error;
 mod events;
 mod headers;
+mod jetstream;
 mod memory;
 mod nats;
 mod subject;
@@ -21,4 +22,8 @@ pub use envelope::{
 pub use error::BusError;
 pub use events::{BusEvent, BusStats};
 pub use headers::{HeaderError, Headers};
+pub use jetstream::{
+    ConsumerSpec, DeadLetter, Discard, Idempotency, JetStream, JsDelivery, Outcome, PublishAck, PublishOptions,
+    StateChange, StateStore, Storage, StreamSpec, Worker, dlq_headers,
+};
 pub use subject::{Family, Subject, SubjectError, SubjectPattern, TenantId, TenantScope, Token};

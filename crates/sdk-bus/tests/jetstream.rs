@@ -1,0 +1,448 @@
+//! JetStream against real servers: streams, dedup, TTL, optimistic concurrency,
+//! at-least-once processing, dead letters, ordering, KV state, and the fault tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use futures::StreamExt as _;
+use sdk_bus::{Bus, BusError, ConsumerSpec, JetStream, Outcome, PublishOptions, StreamSpec, Subject};
+use sdk_testkit::{NatsCluster, NatsServer, wait_until};
+
+async fn setup(server: &NatsServer) -> (Bus, JetStream) {
+    let bus = nats_bus(&server.url(), |b| b.request_timeout(Duration::from_secs(5))).await;
+    let js = bus.jetstream().unwrap();
+    for spec in [StreamSpec::events(), StreamSpec::workflows(), StreamSpec::dead_letters()] {
+        js.ensure_stream(&spec).await.unwrap();
+    }
+    (bus, js)
+}
+
+fn event(t: &str, kind: &str) -> Subject {
+    tenant(t).scope().event(kind).unwrap()
+}
+
+/// Stream message count, read from the monitoring endpoint.
+fn stream_messages(server: &NatsServer, stream: &str) -> Option<u64> {
+    let jsz: serde_json::Value = serde_json::from_str(&server.monitor("/jsz?streams=true")?).ok()?;
+    jsz["account_details"].as_array()?.iter().find_map(|acc| {
+        acc["stream_detail"].as_array()?.iter().find(|s| s["name"] == stream).and_then(|s| s["state"]["messages"].as_u64())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_setup_is_idempotent_and_updates_settings() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    // Again, unchanged: fine.
+    js.ensure_stream(&StreamSpec::events()).await.unwrap();
+    // Changed: updated in place.
+    js.ensure_stream(&StreamSpec::events().max_age(Duration::from_secs(3600))).await.unwrap();
+    let raw = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let mut stream = raw.get_stream("SDK_EVENTS").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().config.max_age, Duration::from_secs(3600));
+    // A per-tenant stream next to the shared one would overlap its subjects: refused.
+    let err = js.ensure_stream(&StreamSpec::events().for_tenant(&tenant("acme"))).await.unwrap_err();
+    assert!(err.to_string().starts_with("JetStream ensure stream failed:"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_publish_inside_the_window_is_stored_once() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    let env = envelope("acme", "once");
+    let first = js.publish(&event("acme", "task.completed"), env.clone()).await.unwrap();
+    let again = js.publish(&event("acme", "task.completed"), env).await.unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate, "the second publish of the same ce-id is recognised");
+    assert_eq!(again.sequence, first.sequence);
+    assert_eq!(stream_messages(&server, "SDK_EVENTS"), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_message_ttl_expires_the_message() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    let opts = PublishOptions { ttl: Some(Duration::from_secs(1)), ..Default::default() };
+    js.publish_with(&event("acme", "ephemeral"), envelope("acme", "short-lived"), opts).await.unwrap();
+    js.publish(&event("acme", "durable"), envelope("acme", "kept")).await.unwrap();
+    assert_eq!(stream_messages(&server, "SDK_EVENTS"), Some(2));
+    let expired = wait_until(Duration::from_secs(15), || (stream_messages(&server, "SDK_EVENTS") == Some(1)).then_some(()));
+    assert!(expired.is_some(), "the 1 s TTL message was removed, the other kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expected_last_sequence_gives_optimistic_concurrency() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    let subject = tenant("acme").scope().workflow("wf-1", "state").unwrap();
+    let first = js
+        .publish_with(&subject, envelope("acme", "v1"), PublishOptions { expected_last_subject_sequence: Some(0), ..Default::default() })
+        .await
+        .unwrap();
+    js.publish_with(&subject, envelope("acme", "v2"), PublishOptions { expected_last_subject_sequence: Some(first.sequence), ..Default::default() })
+        .await
+        .unwrap();
+    // A writer that still believes v1 is the last one loses.
+    let err = js
+        .publish_with(&subject, envelope("acme", "v2-stale"), PublishOptions { expected_last_subject_sequence: Some(first.sequence), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::Conflict { .. }), "{err:?}");
+}
+
+fn fast_spec(durable: &str) -> ConsumerSpec {
+    let mut spec = ConsumerSpec::new("SDK_EVENTS", durable);
+    spec.ack_wait = Duration::from_secs(1);
+    spec.max_deliver = 3;
+    spec.backoff = vec![Duration::from_millis(50)];
+    spec.concurrency = 4;
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_always_fails_ends_in_the_dead_letter_stream_intact() {
+    let server = NatsServer::builder().jetstream().start();
+    let (bus, js) = setup(&server).await;
+    let env = envelope("acme", "poison");
+    let id = env.id().unwrap().into_owned();
+    js.publish(&event("acme", "task.completed"), env).await.unwrap();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let seen = attempts.clone();
+    let worker = js
+        .consume(fast_spec("always-fails"), move |d| {
+            seen.lock().unwrap().push(d.delivered);
+            async move { Outcome::Retry("model provider returned 500".into()) }
+        })
+        .await
+        .unwrap();
+    let letters = tokio::time::timeout(WAIT, async {
+        loop {
+            let l = js.dead_letters("SDK_DLQ", Some(&tenant("acme"))).await.unwrap();
+            if !l.is_empty() {
+                return l;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the message reached the dead-letter stream");
+    worker.abort();
+    assert_eq!(*attempts.lock().unwrap(), vec![1, 2, 3], "three deliveries, then dead-lettered");
+    let letter = &letters[0];
+    assert_eq!(letter.original_subject, "sdk.acme.events.task.completed");
+    assert_eq!(letter.reason, "gave up after 3 deliveries: model provider returned 500");
+    assert_eq!(letter.deliveries, 3);
+    assert_eq!(letter.consumer, "always-fails");
+    assert_eq!(letter.envelope.id().as_deref(), Some(id.as_str()), "the original headers are kept");
+    assert_eq!(letter.envelope.payload().as_ref(), b"poison", "the payload is intact");
+    assert_eq!(bus.stats().dead_lettered, 1);
+
+    // Replay puts it back on its subject and takes it out of the dead letters.
+    js.replay("SDK_DLQ", letter).await.unwrap();
+    assert!(js.dead_letters("SDK_DLQ", None).await.unwrap().is_empty());
+    assert_eq!(stream_messages(&server, "SDK_EVENTS"), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_message_is_dead_lettered_at_once() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    // A beta envelope on an acme subject: refused before the handler.
+    js.publish(&event("acme", "task.completed"), envelope("beta", "forged")).await.unwrap();
+    let ran = Arc::new(Mutex::new(0));
+    let r = ran.clone();
+    let worker = js
+        .consume(fast_spec("rejects"), move |_d| {
+            *r.lock().unwrap() += 1;
+            async { Outcome::Ack }
+        })
+        .await
+        .unwrap();
+    let letters = tokio::time::timeout(WAIT, async {
+        loop {
+            let l = js.dead_letters("SDK_DLQ", None).await.unwrap();
+            if !l.is_empty() {
+                return l;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    worker.abort();
+    assert_eq!(*ran.lock().unwrap(), 0);
+    assert_eq!(letters[0].deliveries, 1);
+    assert!(letters[0].reason.starts_with("ce-tenantid \"beta\" does not match"), "{}", letters[0].reason);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_dies_mid_processing_hands_the_message_to_another() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    js.publish(&event("acme", "task.assigned"), envelope("acme", "long task")).await.unwrap();
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+    let first = js
+        .consume(fast_spec("shared"), move |d| {
+            let tx = started_tx.clone();
+            async move {
+                tx.send(d.delivered).unwrap();
+                // Never finishes: the instance dies before acking.
+                std::future::pending::<Outcome>().await
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap(), Some(1));
+    first.abort();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let second = js
+        .consume(fast_spec("shared"), move |d| {
+            let tx = done_tx.clone();
+            async move {
+                tx.send((d.delivered, body_of(&d.envelope))).unwrap();
+                Outcome::Ack
+            }
+        })
+        .await
+        .unwrap();
+    let (delivered, body) = tokio::time::timeout(WAIT, done_rx.recv()).await.unwrap().unwrap();
+    assert_eq!(delivered, 2, "redelivered after the ack wait");
+    assert_eq!(body, "long task");
+    second.abort();
+}
+
+fn body_of(env: &sdk_bus::Envelope) -> String {
+    String::from_utf8(env.payload().to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_task_keeps_its_ack_wait_alive_with_progress() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    js.publish(&event("acme", "slow"), envelope("acme", "slow")).await.unwrap();
+    let deliveries = Arc::new(Mutex::new(Vec::new()));
+    let d2 = deliveries.clone();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker = js
+        .consume(fast_spec("slow"), move |d| {
+            d2.lock().unwrap().push(d.delivered);
+            let tx = done_tx.clone();
+            async move {
+                // Three ack-wait periods of work; progress heartbeats keep it ours.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                tx.send(()).unwrap();
+                Outcome::Ack
+            }
+        })
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, done_rx.recv()).await.unwrap().unwrap();
+    worker.abort();
+    assert_eq!(*deliveries.lock().unwrap(), vec![1], "never redelivered while in progress");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_workflow_is_processed_in_order_while_workflows_run_in_parallel() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    let scope = tenant("acme").scope();
+    let per = 20;
+    for n in 0..per {
+        for wf in ["wf-a", "wf-b", "wf-c"] {
+            js.publish(&scope.workflow(wf, "step").unwrap(), envelope("acme", &format!("{wf}:{n}"))).await.unwrap();
+        }
+    }
+    let seen: Arc<Mutex<BTreeMap<String, Vec<u32>>>> = Arc::default();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let max_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut spec = ConsumerSpec::new("SDK_WORKFLOWS", "ordered");
+    spec.ordered_by_workflow = true;
+    spec.concurrency = 8;
+    let (s, f, m) = (seen.clone(), in_flight.clone(), max_in_flight.clone());
+    let worker = js
+        .consume(spec, move |d| {
+            let (s, f, m) = (s.clone(), f.clone(), m.clone());
+            async move {
+                let now = f.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                m.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                let body = body_of(&d.envelope);
+                let (wf, n) = body.split_once(':').unwrap();
+                s.lock().unwrap().entry(wf.to_owned()).or_default().push(n.parse().unwrap());
+                f.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                Outcome::Ack
+            }
+        })
+        .await
+        .unwrap();
+    let all = wait_until(WAIT, || {
+        let s = seen.lock().unwrap();
+        (s.values().map(Vec::len).sum::<usize>() == 3 * per as usize).then(|| s.clone())
+    })
+    .expect("every workflow event processed");
+    worker.abort();
+    for (wf, order) in &all {
+        assert_eq!(order, &(0..per).collect::<Vec<_>>(), "{wf} processed out of order");
+    }
+    assert!(max_in_flight.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_state_is_compare_and_set_and_watchable() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    let state = js.state_store("sdk_workflow_state", 1).await.unwrap();
+    let mut watch = state.watch("wf-1").await.unwrap().boxed();
+    let r1 = state.create("wf-1", Bytes::from_static(b"started")).await.unwrap();
+    assert!(matches!(state.create("wf-1", Bytes::from_static(b"again")).await.unwrap_err(), BusError::Conflict { .. }));
+    let r2 = state.update("wf-1", Bytes::from_static(b"step-2"), r1).await.unwrap();
+    let err = state.update("wf-1", Bytes::from_static(b"lost update"), r1).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("conflict on key wf-1: it is no longer at revision {r1}"));
+    assert_eq!(state.get("wf-1").await.unwrap(), Some((Bytes::from_static(b"step-2"), r2)));
+    let first = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap();
+    let second = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap();
+    assert_eq!((first.value.as_ref(), second.value.as_ref()), (b"started".as_ref(), b"step-2".as_ref()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processed_ids_are_remembered_for_effectively_once_handling() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    let seen = js.idempotency("sdk_processed", Duration::from_secs(3600)).await.unwrap();
+    assert!(seen.first_time("4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
+    assert!(!seen.first_time("4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
+    assert!(seen.first_time("another id").await.unwrap());
+}
+
+#[tokio::test]
+async fn jetstream_is_refused_on_the_in_process_transport() {
+    let bus = Bus::in_process(sdk_bus::BusConfig::builder().build().unwrap());
+    let err = bus.jetstream().unwrap_err();
+    assert_eq!(err.to_string(), "JetStream is not available on the in-process transport");
+}
+
+/// Publishes `total` messages with ids `m-<n>`, retrying each until acked; calls
+/// `midway` once after `at` acks. Returns the acked ids.
+async fn publish_through<F: std::future::Future<Output = ()>>(
+    js: &JetStream,
+    total: usize,
+    at: usize,
+    midway: impl FnOnce() -> F,
+) -> BTreeSet<String> {
+    let mut acked = BTreeSet::new();
+    let mut midway = Some(midway);
+    let source = sdk_bus::Source::new(&tenant("acme"), "test", "p-1").unwrap();
+    for n in 0..total {
+        let env = sdk_bus::Envelope::builder(&source, "sdk.test.message")
+            .id(&format!("m-{n}"))
+            .payload(Bytes::from(format!("m-{n}")))
+            .build()
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match js.publish(&event("acme", "order.placed"), env.clone()).await {
+                Ok(_) => {
+                    acked.insert(format!("m-{n}"));
+                    break;
+                }
+                Err(e) => {
+                    assert!(tokio::time::Instant::now() < deadline, "publishing m-{n} never recovered: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        if acked.len() == at {
+            if let Some(f) = midway.take() {
+                f().await;
+            }
+        }
+    }
+    acked
+}
+
+/// Consumes everything on SDK_EVENTS with a fresh durable; returns the payloads.
+async fn consume_all(js: &JetStream, expect: usize) -> BTreeSet<String> {
+    let got: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let g = got.clone();
+    let worker = js
+        .consume(ConsumerSpec::new("SDK_EVENTS", "audit"), move |d| {
+            g.lock().unwrap().insert(body_of(&d.envelope));
+            async { Outcome::Ack }
+        })
+        .await
+        .unwrap();
+    let _ = wait_until(Duration::from_secs(30), || (got.lock().unwrap().len() >= expect).then_some(()));
+    worker.abort();
+    let out = got.lock().unwrap().clone();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_publish_survives_a_sigkill_of_the_server() {
+    let server = Arc::new(Mutex::new(NatsServer::builder().jetstream().start()));
+    let url = server.lock().unwrap().url();
+    let bus = nats_bus(&url, |b| b.request_timeout(Duration::from_secs(2))).await;
+    let js = bus.jetstream().unwrap();
+    js.ensure_stream(&StreamSpec::events()).await.unwrap();
+    let s = server.clone();
+    let acked = publish_through(&js, 400, 150, move || async move {
+        let s2 = s.clone();
+        // Kill -9 mid-stream, bring it back on the same port and store.
+        tokio::task::spawn_blocking(move || {
+            let mut guard = s2.lock().unwrap();
+            guard.kill();
+            guard.restart();
+        })
+        .await
+        .unwrap();
+    })
+    .await;
+    assert_eq!(acked.len(), 400);
+    let consumed = consume_all(&js, acked.len()).await;
+    let lost: Vec<_> = acked.difference(&consumed).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_publish_survives_killing_the_stream_leader_in_a_cluster() {
+    let cluster = Arc::new(Mutex::new(NatsCluster::start(3)));
+    let urls = cluster.lock().unwrap().urls();
+    let bus = nats_bus(&urls, |b| b.request_timeout(Duration::from_secs(3))).await;
+    let js = bus.jetstream().unwrap();
+    // The meta leader may still be in election right after start: retry until ready.
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if js.ensure_stream(&StreamSpec::events().replicas(3)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "the R3 stream could not be created");
+    let raw = async_nats::connect(urls.split(',').next().unwrap()).await.unwrap();
+    let raw_js = async_nats::jetstream::new(raw);
+    let c = cluster.clone();
+    let acked = publish_through(&js, 300, 100, move || async move {
+        let mut stream = raw_js.get_stream("SDK_EVENTS").await.unwrap();
+        let leader = stream.info().await.unwrap().cluster.as_ref().and_then(|c| c.leader.clone()).unwrap();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = c.lock().unwrap();
+            guard.server_mut(&leader).expect("leader is a cluster node").kill();
+        })
+        .await
+        .unwrap();
+    })
+    .await;
+    assert_eq!(acked.len(), 300);
+    let consumed = consume_all(&js, acked.len()).await;
+    let lost: Vec<_> = acked.difference(&consumed).collect();
+    assert!(lost.is_empty(), "acknowledged but lost after failover: {lost:?}");
+}
