@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt as _, StreamExt};
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 
@@ -483,11 +485,11 @@ impl Bus {
         }
     }
 
-    /// Sends `envelope` to agent `to`'s inbox, `sdk.<t>.agent.<to>.inbox`; the tenant
-    /// is the envelope's source tenant.
+    /// Sends `envelope` to agent `to`'s inbox of `tenant`, `sdk.<t>.agent.<to>.inbox`.
     ///
     /// # Errors
-    /// An invalid agent id, or as [`Bus::publish`].
+    /// An invalid agent id; an envelope of another tenant (every receiver would refuse
+    /// it); or as [`Bus::publish`].
     pub async fn send_message(
         &self,
         tenant: &crate::TenantId,
@@ -495,6 +497,17 @@ impl Bus {
         envelope: Envelope,
     ) -> Result<(), BusError> {
         let inbox = Subject::agent_inbox(tenant, to)?;
+        let own = envelope.tenant_id().unwrap_or_default();
+        if own != tenant.as_str() {
+            return Err(crate::EnvelopeError::Invalid {
+                name: names::TENANT_ID,
+                reason: format!(
+                    "{own:?} does not match the tenant {:?} of the inbox",
+                    tenant.as_str()
+                ),
+            }
+            .into());
+        }
         self.publish(&inbox, envelope).await
     }
 
@@ -537,8 +550,15 @@ impl Bus {
         let handler = Arc::new(handler);
         let task = tokio::spawn(async move {
             let mut running = JoinSet::new();
+            let mut ended = Ok(());
             while let Some(item) = sub.next().await {
-                let Ok(delivery) = item else { break };
+                let delivery = match item {
+                    Ok(d) => d,
+                    Err(e) => {
+                        ended = Err(e);
+                        break;
+                    }
+                };
                 // Backpressure: no new message is taken while `concurrency` run.
                 let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
                     break;
@@ -546,12 +566,22 @@ impl Bus {
                 let handler = Arc::clone(&handler);
                 running.spawn(async move {
                     let _permit = permit;
-                    let outcome = handler(delivery.clone()).await;
-                    let _ = delivery.settle(outcome).await;
+                    // A panicking handler still answers: 500, never silence.
+                    let outcome = AssertUnwindSafe(handler(delivery.clone()))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(ServiceFailure::new(
+                                codes::HANDLER_FAILED,
+                                "the handler panicked",
+                            ))
+                        });
+                    delivery.settle(outcome).await;
                 });
                 while running.try_join_next().is_some() {}
             }
             while running.join_next().await.is_some() {}
+            ended
         });
         Ok(Service { task })
     }
@@ -560,14 +590,30 @@ impl Bus {
     /// they already hold, flushes what was published, then closes. Services end when
     /// their last handler has finished.
     ///
+    /// Every message the server routed to this connection before `drain` was called is
+    /// delivered: a probe message through the server proves they have all been read
+    /// before the subscriptions are closed (async-nats alone closes them one poll after
+    /// sending UNSUB, without that round trip).
+    ///
     /// # Errors
     /// [`BusError::Connection`].
     pub async fn drain(&self) -> Result<(), BusError> {
         match &self.inner.transport {
-            Transport::Nats(c) => c.drain().await.map_err(|e| BusError::Connection {
-                operation: "drain",
-                reason: e.to_string(),
-            }),
+            Transport::Nats(c) => {
+                let fail = |e: &dyn std::fmt::Display| BusError::Connection {
+                    operation: "drain",
+                    reason: e.to_string(),
+                };
+                // The probe rides the reply-inbox prefix, which every tenant may use.
+                let probe = c.new_inbox();
+                if let Ok(mut sub) = c.subscribe(probe.clone()).await {
+                    c.publish(probe, Bytes::new()).await.map_err(|e| fail(&e))?;
+                    c.flush().await.map_err(|e| fail(&e))?;
+                    let _ =
+                        tokio::time::timeout(self.inner.config.request_timeout, sub.next()).await;
+                }
+                c.drain().await.map_err(|e| fail(&e))
+            }
             Transport::Memory(router) => {
                 router.close();
                 self.inner.shared.emit(BusEvent::Closed);
@@ -608,13 +654,16 @@ fn reply_to_result(reply: RawMessage) -> Result<Envelope, BusError> {
 /// and every handler it started has finished.
 #[derive(Debug)]
 pub struct Service {
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), BusError>>,
 }
 
 impl Service {
     /// Waits for the service to end.
-    pub async fn wait(self) {
-        let _ = self.task.await;
+    ///
+    /// # Errors
+    /// [`BusError::PermissionDenied`] when the server refused its subscription.
+    pub async fn wait(self) -> Result<(), BusError> {
+        self.task.await.unwrap_or(Err(BusError::Closed))
     }
 
     /// Stops at once: no new messages, running handlers are cancelled.
@@ -731,6 +780,20 @@ pub(crate) fn check(
 ) -> Result<(Subject, Envelope), (u16, String)> {
     let bad = |e: &dyn std::fmt::Display| (codes::BAD_REQUEST, e.to_string());
     let subject = Subject::parse(raw_subject).map_err(|e| bad(&e))?;
+    for name in [
+        names::TENANT_ID,
+        names::ID,
+        names::TYPE,
+        names::SOURCE,
+        names::DATA_CONTENT_TYPE,
+    ] {
+        if headers.has_conflicting(name) {
+            return Err((
+                codes::BAD_REQUEST,
+                format!("header {name} appears more than once with different values"),
+            ));
+        }
+    }
     let envelope = Envelope::from_parts(headers, payload).map_err(|e| bad(&e))?;
     envelope.check_required().map_err(|e| bad(&e))?;
     let tenant = envelope.tenant_id().unwrap_or_default();
@@ -747,12 +810,20 @@ pub(crate) fn check(
     Ok((subject, envelope))
 }
 
+/// The longest `Nats-Service-Error` text we send, in bytes.
+const MAX_ERROR_TEXT: usize = 1024;
+
 fn error_headers(code: u16, message: &str) -> Headers {
     let mut h = Headers::with_capacity(2);
     // The message may hold anything; keep it on one line.
+    // One line, and short enough that the error reply itself always fits.
     let clean: String = message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
+        .scan(0usize, |len, c| {
+            *len += c.len_utf8();
+            (*len <= MAX_ERROR_TEXT).then_some(c)
+        })
         .collect();
     h.push_trusted(names::SERVICE_ERROR, clean);
     h.push_trusted(names::SERVICE_ERROR_CODE, code.to_string());
@@ -842,13 +913,33 @@ impl Delivery {
         Ok(())
     }
 
-    /// Applies a handler's outcome: the reply, an error reply, or a dead letter.
-    async fn settle(&self, outcome: Result<Envelope, ServiceFailure>) -> Result<(), BusError> {
-        match (outcome, self.reply.is_some()) {
-            (Ok(reply), true) => self.respond(reply).await,
+    /// Applies a handler's outcome: the reply, an error reply, or a dead letter. A
+    /// reply that cannot be sent (too large, say) becomes an error reply; anything
+    /// that still fails is counted and reported, never dropped silently.
+    async fn settle(&self, outcome: Result<Envelope, ServiceFailure>) {
+        let result = match (outcome, self.reply.is_some()) {
+            (Ok(reply), true) => match self.respond(reply).await {
+                Err(BusError::TooLarge {
+                    size, max_payload, ..
+                }) => {
+                    let text = format!(
+                        "the reply is {size} bytes, over the server's max_payload of {max_payload}"
+                    );
+                    self.respond_error(codes::TOO_LARGE, &text).await
+                }
+                other => other,
+            },
             (Ok(_), false) => Ok(()),
             (Err(f), true) => self.respond_error(f.code, &f.message).await,
             (Err(f), false) => self.dead_letter(&f.to_string(), "serve", 1).await,
+        };
+        if let Err(e) = result {
+            let shared = self.bus.shared();
+            Shared::bump(&shared.counters.settle_failures);
+            shared.emit(BusEvent::SettleFailed {
+                subject: self.subject.to_string(),
+                reason: e.to_string(),
+            });
         }
     }
 }

@@ -113,7 +113,12 @@ impl ReconnectPolicy {
             .saturating_mul(2u32.saturating_pow(exp))
             .min(self.max_delay);
         let random = random_fraction(attempt);
-        base.mul_f64(1.0 - self.jitter.clamp(0.0, 1.0) * random)
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        base.mul_f64(1.0 - jitter * random)
     }
 }
 

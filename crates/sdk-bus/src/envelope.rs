@@ -381,7 +381,10 @@ pub fn percent_encode(value: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(value.len() + 8);
     for b in value.bytes() {
         if needs(b) {
-            out.push_str(&format!("%{b:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
         } else {
             out.push(char::from(b));
         }
@@ -429,6 +432,11 @@ fn from_structured(mut headers: Headers, payload: &[u8]) -> Result<Envelope, Env
         return Err(bad("the event must be a JSON object".into()));
     };
     headers.remove(names::CONTENT_TYPE);
+    if map.contains_key("data") && map.contains_key("data_base64") {
+        return Err(bad(
+            "an event may carry data or data_base64, not both".into()
+        ));
+    }
     let mut data = Bytes::new();
     let mut content_type: Option<String> = None;
     for (key, value) in map {

@@ -44,6 +44,13 @@ pub enum BusEvent {
         /// The handler's error.
         reason: String,
     },
+    /// A reply, error reply or dead letter could not be sent.
+    SettleFailed {
+        /// The subject of the message being settled.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
     /// Another error the server reported.
     ServerError(String),
     /// An error inside the client.
@@ -72,6 +79,8 @@ pub struct BusStats {
     pub permission_violations: u64,
     /// Messages sent to a dead-letter subject.
     pub dead_lettered: u64,
+    /// Replies, error replies or dead letters that could not be sent.
+    pub settle_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +93,7 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
     pub(crate) permission_violations: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    pub(crate) settle_failures: AtomicU64,
     /// Publishes made since the connection dropped.
     pub(crate) buffered_while_down: AtomicUsize,
 }
@@ -124,6 +134,7 @@ impl Shared {
             reconnects: get(&c.reconnects),
             permission_violations: get(&c.permission_violations),
             dead_lettered: get(&c.dead_lettered),
+            settle_failures: get(&c.settle_failures),
         }
     }
 }

@@ -139,6 +139,21 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether `name` appears more than once (in any case) with different values.
+    pub fn has_conflicting(&self, name: &str) -> bool {
+        let mut first: Option<&str> = None;
+        for (k, v) in &self.entries {
+            if k.eq_ignore_ascii_case(name) {
+                match first {
+                    None => first = Some(v),
+                    Some(f) if f != v => return true,
+                    Some(_) => {}
+                }
+            }
+        }
+        false
+    }
+
     /// Removes every value of `name`.
     pub fn remove(&mut self, name: &str) {
         self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));

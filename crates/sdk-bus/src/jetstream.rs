@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer, kv, stream};
 use bytes::Bytes;
-use futures::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt as _, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -117,7 +119,11 @@ impl StreamSpec {
 
     /// The same stream for one tenant only: `<NAME>_<TENANT>` on `sdk.<t>....`.
     pub fn for_tenant(mut self, tenant: &TenantId) -> StreamSpec {
-        self.name = format!("{}_{}", self.name, tenant.as_str().to_ascii_uppercase().replace('-', "_"));
+        self.name = format!(
+            "{}_{}",
+            self.name,
+            tenant.as_str().to_ascii_uppercase().replace('-', "_")
+        );
         self.subjects = self
             .subjects
             .iter()
@@ -253,8 +259,13 @@ impl JetStream {
     /// # Errors
     /// [`BusError::JetStream`] when no ack arrives (the caller should retry with the
     /// same envelope), [`BusError::TooLarge`].
-    pub async fn publish(&self, subject: &Subject, envelope: Envelope) -> Result<PublishAck, BusError> {
-        self.publish_with(subject, envelope, PublishOptions::default()).await
+    pub async fn publish(
+        &self,
+        subject: &Subject,
+        envelope: Envelope,
+    ) -> Result<PublishAck, BusError> {
+        self.publish_with(subject, envelope, PublishOptions::default())
+            .await
     }
 
     /// As [`JetStream::publish`], with a TTL or an expected last sequence.
@@ -273,7 +284,8 @@ impl JetStream {
         if let Some(id) = &id {
             headers.insert(names::NATS_MSG_ID, id)?;
         }
-        self.publish_raw(subject.as_str(), headers, payload, options).await
+        self.publish_raw(subject.as_str(), headers, payload, options)
+            .await
     }
 
     async fn publish_raw(
@@ -368,22 +380,36 @@ impl JetStream {
     ///
     /// # Errors
     /// [`BusError::JetStream`].
-    pub async fn dead_letters(&self, stream: &str, tenant: Option<&TenantId>) -> Result<Vec<DeadLetter>, BusError> {
+    pub async fn dead_letters(
+        &self,
+        stream: &str,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<DeadLetter>, BusError> {
         let mut s = self
             .context
             .get_stream(stream)
             .await
             .map_err(|e| js_error("get dead-letter stream", e))?;
-        let state = s.info().await.map_err(|e| js_error("stream info", e))?.state.clone();
+        let state = s
+            .info()
+            .await
+            .map_err(|e| js_error("stream info", e))?
+            .state
+            .clone();
         let mut out = Vec::new();
         if state.messages == 0 {
             return Ok(out);
         }
         let prefix = tenant.map(|t| format!("sdk.{t}.dlq."));
         for seq in state.first_sequence..=state.last_sequence {
-            let Ok(m) = s.get_raw_message(seq).await else { continue };
+            let Ok(m) = s.get_raw_message(seq).await else {
+                continue;
+            };
             let subject = m.subject.to_string();
-            if prefix.as_ref().is_some_and(|p| !subject.starts_with(p.as_str())) {
+            if prefix
+                .as_ref()
+                .is_some_and(|p| !subject.starts_with(p.as_str()))
+            {
                 continue;
             }
             let headers = Headers::from_nats(Some(&m.headers));
@@ -413,9 +439,17 @@ impl JetStream {
             headers.remove(h);
         }
         headers.remove(names::NATS_MSG_ID);
-        headers.insert(names::NATS_MSG_ID, &format!("replay-{}-{}", letter.sequence, crate::new_id()))?;
+        headers.insert(
+            names::NATS_MSG_ID,
+            &format!("replay-{}-{}", letter.sequence, crate::new_id()),
+        )?;
         let ack = self
-            .publish_raw(subject.as_str(), headers, letter.envelope.payload().clone(), PublishOptions::default())
+            .publish_raw(
+                subject.as_str(),
+                headers,
+                letter.envelope.payload().clone(),
+                PublishOptions::default(),
+            )
             .await?;
         let s = self
             .context
@@ -522,7 +556,11 @@ impl ConsumerSpec {
             filter_subject: None,
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
-            backoff: vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(30)],
+            backoff: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
             max_ack_pending: 1000,
             concurrency: 16,
             ordered_by_workflow: false,
@@ -603,7 +641,10 @@ async fn run_worker<F, Fut>(
         if spec.ordered_by_workflow {
             (0..spec.concurrency.max(1))
                 .map(|_| {
-                    let (tx, mut rx) = mpsc::unbounded_channel::<(jetstream::Message, tokio::sync::OwnedSemaphorePermit)>();
+                    let (tx, mut rx) = mpsc::unbounded_channel::<(
+                        jetstream::Message,
+                        tokio::sync::OwnedSemaphorePermit,
+                    )>();
                     let (js, spec, handler) = (js.clone(), Arc::clone(&spec), Arc::clone(&handler));
                     running.spawn(async move {
                         while let Some((msg, permit)) = rx.recv().await {
@@ -622,7 +663,9 @@ async fn run_worker<F, Fut>(
             // Heartbeat gaps and transient errors: the stream keeps going.
             continue;
         };
-        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { break };
+        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+            break;
+        };
         if spec.ordered_by_workflow {
             let lane = lane_of(&msg.subject, lanes.len());
             if let Some(tx) = lanes.get(lane) {
@@ -655,7 +698,10 @@ where
     Fut: Future<Output = Outcome> + Send,
 {
     let (delivered, stream_sequence) = match msg.info() {
-        Ok(info) => (u64::try_from(info.delivered).unwrap_or(1), info.stream_sequence),
+        Ok(info) => (
+            u64::try_from(info.delivered).unwrap_or(1),
+            info.stream_sequence,
+        ),
         Err(_) => (1, 0),
     };
     let headers = Headers::from_nats(msg.headers.as_ref());
@@ -689,12 +735,14 @@ where
                     }
                 }
             };
-            let work = handler(JsDelivery {
+            let work = AssertUnwindSafe(handler(JsDelivery {
                 subject,
                 envelope,
                 delivered,
                 stream_sequence,
-            });
+            }))
+            .catch_unwind()
+            .map(|r| r.unwrap_or_else(|_| Outcome::Retry("the handler panicked".into())));
             tokio::select! {
                 outcome = work => outcome,
                 () = progress => Outcome::Retry("progress loop ended".into()),
@@ -704,14 +752,22 @@ where
     settle(js, spec, &msg, delivered, outcome).await;
 }
 
-async fn settle(js: &JetStream, spec: &ConsumerSpec, msg: &jetstream::Message, delivered: u64, outcome: Outcome) {
+async fn settle(
+    js: &JetStream,
+    spec: &ConsumerSpec,
+    msg: &jetstream::Message,
+    delivered: u64,
+    outcome: Outcome,
+) {
     let reason = match outcome {
         Outcome::Ack => {
             let _ = msg.ack().await;
             return;
         }
         Outcome::Retry(reason) if delivered < u64::from(spec.max_deliver) => {
-            let _ = msg.ack_with(AckKind::Nak(Some(spec.delay(delivered)))).await;
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(spec.delay(delivered))))
+                .await;
             let _ = reason;
             return;
         }
@@ -725,7 +781,9 @@ async fn settle(js: &JetStream, spec: &ConsumerSpec, msg: &jetstream::Message, d
             let _ = msg.ack_with(AckKind::Term).await;
         }
         Err(_) => {
-            let _ = msg.ack_with(AckKind::Nak(Some(spec.delay(delivered)))).await;
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(spec.delay(delivered))))
+                .await;
         }
     }
 }
@@ -745,7 +803,11 @@ async fn dead_letter(
         Err(_) => format!("sdk._invalid.dlq.{}", subject.replace(['*', '>'], "_")),
     };
     let mut headers = Headers::from_nats(msg.headers.as_ref());
-    let clean = |s: &str| -> String { s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect() };
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    };
     headers.insert(dlq_headers::REASON, &clean(reason))?;
     headers.insert(dlq_headers::SUBJECT, &clean(&subject))?;
     headers.insert(dlq_headers::DELIVERIES, &delivered.to_string())?;
@@ -755,8 +817,13 @@ async fn dead_letter(
     // yields the same id, so a second dead-lettering is de-duplicated.
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
     headers.insert(names::NATS_MSG_ID, &format!("dlq-{}-{seq}", spec.stream))?;
-    js.publish_raw(&dlq, headers, msg.payload.clone(), PublishOptions::default())
-        .await?;
+    js.publish_raw(
+        &dlq,
+        headers,
+        msg.payload.clone(),
+        PublishOptions::default(),
+    )
+    .await?;
     let shared = js.bus.shared();
     Shared::bump(&shared.counters.dead_lettered);
     shared.emit(BusEvent::DeadLettered {
@@ -790,7 +857,11 @@ impl StateStore {
     /// # Errors
     /// [`BusError::JetStream`].
     pub async fn get(&self, key: &str) -> Result<Option<(Bytes, u64)>, BusError> {
-        let entry = self.store.entry(key).await.map_err(|e| js_error("kv get", e))?;
+        let entry = self
+            .store
+            .entry(key)
+            .await
+            .map_err(|e| js_error("kv get", e))?;
         Ok(entry
             .filter(|e| matches!(e.operation, kv::Operation::Put))
             .map(|e| (e.value, e.revision)))
@@ -801,13 +872,16 @@ impl StateStore {
     /// # Errors
     /// [`BusError::Conflict`], [`BusError::JetStream`].
     pub async fn create(&self, key: &str, value: Bytes) -> Result<u64, BusError> {
-        self.store.create(key, value).await.map_err(|e| match e.kind() {
-            kv::CreateErrorKind::AlreadyExists => BusError::Conflict {
-                what: format!("key {key}"),
-                reason: "it already exists".into(),
-            },
-            _ => js_error("kv create", e),
-        })
+        self.store
+            .create(key, value)
+            .await
+            .map_err(|e| match e.kind() {
+                kv::CreateErrorKind::AlreadyExists => BusError::Conflict {
+                    what: format!("key {key}"),
+                    reason: "it already exists".into(),
+                },
+                _ => js_error("kv create", e),
+            })
     }
 
     /// Writes `value` if `key` is still at `revision`; a concurrent writer gets
@@ -832,8 +906,15 @@ impl StateStore {
     ///
     /// # Errors
     /// [`BusError::JetStream`].
-    pub async fn watch(&self, key: &str) -> Result<impl futures::Stream<Item = StateChange> + Send + use<>, BusError> {
-        let watch = self.store.watch(key).await.map_err(|e| js_error("kv watch", e))?;
+    pub async fn watch(
+        &self,
+        key: &str,
+    ) -> Result<impl futures::Stream<Item = StateChange> + Send + use<>, BusError> {
+        let watch = self
+            .store
+            .watch(key)
+            .await
+            .map_err(|e| js_error("kv watch", e))?;
         Ok(watch.filter_map(|entry| async move {
             entry.ok().map(|e| StateChange {
                 key: e.key,
@@ -859,7 +940,13 @@ impl Idempotency {
     pub async fn first_time(&self, id: &str) -> Result<bool, BusError> {
         let key: String = id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '=' | '.') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '=' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         match self.store.create(&key, Bytes::new()).await {
             Ok(_) => Ok(true),

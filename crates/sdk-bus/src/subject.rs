@@ -361,7 +361,20 @@ impl Subject {
             Family::Workflow => "workflow.{workflow_id}.{event}".to_owned(),
             Family::Status => "status.{component}.{instance_id}".to_owned(),
             Family::DeadLetter => "dlq.{subject}".to_owned(),
-            Family::Component => rest.join("."),
+            // Component and action are low-cardinality names; any further token may
+            // be an id, so it is named, not copied.
+            Family::Component => rest
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    if i < 2 {
+                        (*t).to_owned()
+                    } else {
+                        "{token}".to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("."),
         };
         format!("sdk.{{tenant}}.{tail}")
     }

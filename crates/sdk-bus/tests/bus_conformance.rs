@@ -455,7 +455,8 @@ async fn drain_loses_no_message_in_flight(mut f: Fixture) {
     });
     tokio::time::timeout(WAIT, service.wait())
         .await
-        .expect("service ended after drain");
+        .expect("service ended after drain")
+        .unwrap();
     drain.await.unwrap().unwrap();
     opener.abort();
     assert_eq!(
@@ -499,4 +500,126 @@ async fn status_and_server_details(mut f: Fixture) {
         other => assert_eq!(other, "in-process"),
     }
     let _ = Subject::parse("sdk.acme.rag.query").unwrap();
+}
+
+mod robustness {
+    use super::*;
+
+    /// A handler that panics still answers, with a 500.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_handler_answers_with_500() {
+        let bus = Bus::in_process(BusConfig::builder().build().unwrap());
+        let service = bus
+            .serve(
+                &SubjectPattern::all_tenants("ml", "predict").unwrap(),
+                None,
+                1,
+                |_d| async move {
+                    if true {
+                        panic!("model exploded");
+                    }
+                    Ok(envelope("acme", "unreachable"))
+                },
+            )
+            .await
+            .unwrap();
+        let err = bus
+            .request(
+                &tenant("acme").scope().component("ml", "predict").unwrap(),
+                envelope("acme", "x"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BusError::ServiceError { code: 500, .. }),
+            "{err:?}"
+        );
+        service.abort();
+    }
+
+    /// A reply too large for the server becomes a 413 error reply.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reply_too_large_becomes_413() {
+        let bus = Bus::in_process(BusConfig::builder().max_payload(4096).build().unwrap());
+        let service = bus
+            .serve(
+                &SubjectPattern::all_tenants("rag", "query").unwrap(),
+                None,
+                1,
+                |_d| async move { Ok(envelope("acme", &"x".repeat(8192))) },
+            )
+            .await
+            .unwrap();
+        let err = bus
+            .request(
+                &tenant("acme").scope().component("rag", "query").unwrap(),
+                envelope("acme", "q"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BusError::ServiceError { code: 413, .. }),
+            "{err:?}"
+        );
+        service.abort();
+    }
+
+    /// Two different tenant headers on one message are refused, not resolved by order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicting_tenant_headers_are_refused() {
+        let server = NatsServer::start();
+        let bus = nats_bus(&server.url(), |b| b).await;
+        let subject = tenant("acme").scope().event("x").unwrap();
+        let mut sub = bus
+            .subscribe(&SubjectPattern::from(&subject))
+            .await
+            .unwrap();
+        let mut events = bus.events();
+        let raw = async_nats::connect(server.url()).await.unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        for (k, v) in [
+            ("ce-id", "1"),
+            ("ce-source", "/acme/x/y"),
+            ("ce-type", "t"),
+            ("ce-specversion", "1.0"),
+            ("ce-tenantid", "acme"),
+            ("CE-TENANTID", "beta"),
+        ] {
+            headers.insert(k, v);
+        }
+        raw.publish_with_headers(subject.as_str().to_owned(), headers, "forged".into())
+            .await
+            .unwrap();
+        // Pull from the subscription in the background; the forged one never comes out.
+        let reader = tokio::spawn(async move { body(&next(&mut sub).await) });
+        let reason = wait_event(&mut events, |e| match e {
+            BusEvent::Rejected {
+                code: 400, reason, ..
+            } => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            reason,
+            "header ce-tenantid appears more than once with different values"
+        );
+        bus.publish(&subject, envelope("acme", "genuine"))
+            .await
+            .unwrap();
+        assert_eq!(reader.await.unwrap(), "genuine");
+        assert_eq!(bus.stats().rejected, 1);
+    }
+
+    #[tokio::test]
+    async fn send_message_refuses_an_envelope_of_another_tenant() {
+        let bus = Bus::in_process(BusConfig::builder().build().unwrap());
+        let err = bus
+            .send_message(&tenant("acme"), "planner", envelope("beta", "x"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid ce-tenantid: \"beta\" does not match the tenant \"acme\" of the inbox"
+        );
+    }
 }

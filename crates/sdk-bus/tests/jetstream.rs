@@ -12,13 +12,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use futures::StreamExt as _;
-use sdk_bus::{Bus, BusError, ConsumerSpec, JetStream, Outcome, PublishOptions, StreamSpec, Subject};
+use sdk_bus::{
+    Bus, BusError, ConsumerSpec, JetStream, Outcome, PublishOptions, StreamSpec, Subject,
+};
 use sdk_testkit::{NatsCluster, NatsServer, wait_until};
 
 async fn setup(server: &NatsServer) -> (Bus, JetStream) {
     let bus = nats_bus(&server.url(), |b| b.request_timeout(Duration::from_secs(5))).await;
     let js = bus.jetstream().unwrap();
-    for spec in [StreamSpec::events(), StreamSpec::workflows(), StreamSpec::dead_letters()] {
+    for spec in [
+        StreamSpec::events(),
+        StreamSpec::workflows(),
+        StreamSpec::dead_letters(),
+    ] {
         js.ensure_stream(&spec).await.unwrap();
     }
     (bus, js)
@@ -30,9 +36,14 @@ fn event(t: &str, kind: &str) -> Subject {
 
 /// Stream message count, read from the monitoring endpoint.
 fn stream_messages(server: &NatsServer, stream: &str) -> Option<u64> {
-    let jsz: serde_json::Value = serde_json::from_str(&server.monitor("/jsz?streams=true")?).ok()?;
+    let jsz: serde_json::Value =
+        serde_json::from_str(&server.monitor("/jsz?streams=true")?).ok()?;
     jsz["account_details"].as_array()?.iter().find_map(|acc| {
-        acc["stream_detail"].as_array()?.iter().find(|s| s["name"] == stream).and_then(|s| s["state"]["messages"].as_u64())
+        acc["stream_detail"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == stream)
+            .and_then(|s| s["state"]["messages"].as_u64())
     })
 }
 
@@ -43,13 +54,25 @@ async fn stream_setup_is_idempotent_and_updates_settings() {
     // Again, unchanged: fine.
     js.ensure_stream(&StreamSpec::events()).await.unwrap();
     // Changed: updated in place.
-    js.ensure_stream(&StreamSpec::events().max_age(Duration::from_secs(3600))).await.unwrap();
+    js.ensure_stream(&StreamSpec::events().max_age(Duration::from_secs(3600)))
+        .await
+        .unwrap();
     let raw = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
     let mut stream = raw.get_stream("SDK_EVENTS").await.unwrap();
-    assert_eq!(stream.info().await.unwrap().config.max_age, Duration::from_secs(3600));
+    assert_eq!(
+        stream.info().await.unwrap().config.max_age,
+        Duration::from_secs(3600)
+    );
     // A per-tenant stream next to the shared one would overlap its subjects: refused.
-    let err = js.ensure_stream(&StreamSpec::events().for_tenant(&tenant("acme"))).await.unwrap_err();
-    assert!(err.to_string().starts_with("JetStream ensure stream failed:"), "{err}");
+    let err = js
+        .ensure_stream(&StreamSpec::events().for_tenant(&tenant("acme")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("JetStream ensure stream failed:"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,10 +80,19 @@ async fn a_duplicate_publish_inside_the_window_is_stored_once() {
     let server = NatsServer::builder().jetstream().start();
     let (_bus, js) = setup(&server).await;
     let env = envelope("acme", "once");
-    let first = js.publish(&event("acme", "task.completed"), env.clone()).await.unwrap();
-    let again = js.publish(&event("acme", "task.completed"), env).await.unwrap();
+    let first = js
+        .publish(&event("acme", "task.completed"), env.clone())
+        .await
+        .unwrap();
+    let again = js
+        .publish(&event("acme", "task.completed"), env)
+        .await
+        .unwrap();
     assert!(!first.duplicate);
-    assert!(again.duplicate, "the second publish of the same ce-id is recognised");
+    assert!(
+        again.duplicate,
+        "the second publish of the same ce-id is recognised"
+    );
     assert_eq!(again.sequence, first.sequence);
     assert_eq!(stream_messages(&server, "SDK_EVENTS"), Some(1));
 }
@@ -69,12 +101,28 @@ async fn a_duplicate_publish_inside_the_window_is_stored_once() {
 async fn a_per_message_ttl_expires_the_message() {
     let server = NatsServer::builder().jetstream().start();
     let (_bus, js) = setup(&server).await;
-    let opts = PublishOptions { ttl: Some(Duration::from_secs(1)), ..Default::default() };
-    js.publish_with(&event("acme", "ephemeral"), envelope("acme", "short-lived"), opts).await.unwrap();
-    js.publish(&event("acme", "durable"), envelope("acme", "kept")).await.unwrap();
+    let opts = PublishOptions {
+        ttl: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    js.publish_with(
+        &event("acme", "ephemeral"),
+        envelope("acme", "short-lived"),
+        opts,
+    )
+    .await
+    .unwrap();
+    js.publish(&event("acme", "durable"), envelope("acme", "kept"))
+        .await
+        .unwrap();
     assert_eq!(stream_messages(&server, "SDK_EVENTS"), Some(2));
-    let expired = wait_until(Duration::from_secs(15), || (stream_messages(&server, "SDK_EVENTS") == Some(1)).then_some(()));
-    assert!(expired.is_some(), "the 1 s TTL message was removed, the other kept");
+    let expired = wait_until(Duration::from_secs(15), || {
+        (stream_messages(&server, "SDK_EVENTS") == Some(1)).then_some(())
+    });
+    assert!(
+        expired.is_some(),
+        "the 1 s TTL message was removed, the other kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,15 +131,36 @@ async fn expected_last_sequence_gives_optimistic_concurrency() {
     let (_bus, js) = setup(&server).await;
     let subject = tenant("acme").scope().workflow("wf-1", "state").unwrap();
     let first = js
-        .publish_with(&subject, envelope("acme", "v1"), PublishOptions { expected_last_subject_sequence: Some(0), ..Default::default() })
+        .publish_with(
+            &subject,
+            envelope("acme", "v1"),
+            PublishOptions {
+                expected_last_subject_sequence: Some(0),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    js.publish_with(&subject, envelope("acme", "v2"), PublishOptions { expected_last_subject_sequence: Some(first.sequence), ..Default::default() })
-        .await
-        .unwrap();
+    js.publish_with(
+        &subject,
+        envelope("acme", "v2"),
+        PublishOptions {
+            expected_last_subject_sequence: Some(first.sequence),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     // A writer that still believes v1 is the last one loses.
     let err = js
-        .publish_with(&subject, envelope("acme", "v2-stale"), PublishOptions { expected_last_subject_sequence: Some(first.sequence), ..Default::default() })
+        .publish_with(
+            &subject,
+            envelope("acme", "v2-stale"),
+            PublishOptions {
+                expected_last_subject_sequence: Some(first.sequence),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, BusError::Conflict { .. }), "{err:?}");
@@ -112,7 +181,9 @@ async fn a_message_that_always_fails_ends_in_the_dead_letter_stream_intact() {
     let (bus, js) = setup(&server).await;
     let env = envelope("acme", "poison");
     let id = env.id().unwrap().into_owned();
-    js.publish(&event("acme", "task.completed"), env).await.unwrap();
+    js.publish(&event("acme", "task.completed"), env)
+        .await
+        .unwrap();
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let seen = attempts.clone();
     let worker = js
@@ -124,7 +195,10 @@ async fn a_message_that_always_fails_ends_in_the_dead_letter_stream_intact() {
         .unwrap();
     let letters = tokio::time::timeout(WAIT, async {
         loop {
-            let l = js.dead_letters("SDK_DLQ", Some(&tenant("acme"))).await.unwrap();
+            let l = js
+                .dead_letters("SDK_DLQ", Some(&tenant("acme")))
+                .await
+                .unwrap();
             if !l.is_empty() {
                 return l;
             }
@@ -134,14 +208,29 @@ async fn a_message_that_always_fails_ends_in_the_dead_letter_stream_intact() {
     .await
     .expect("the message reached the dead-letter stream");
     worker.abort();
-    assert_eq!(*attempts.lock().unwrap(), vec![1, 2, 3], "three deliveries, then dead-lettered");
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        vec![1, 2, 3],
+        "three deliveries, then dead-lettered"
+    );
     let letter = &letters[0];
     assert_eq!(letter.original_subject, "sdk.acme.events.task.completed");
-    assert_eq!(letter.reason, "gave up after 3 deliveries: model provider returned 500");
+    assert_eq!(
+        letter.reason,
+        "gave up after 3 deliveries: model provider returned 500"
+    );
     assert_eq!(letter.deliveries, 3);
     assert_eq!(letter.consumer, "always-fails");
-    assert_eq!(letter.envelope.id().as_deref(), Some(id.as_str()), "the original headers are kept");
-    assert_eq!(letter.envelope.payload().as_ref(), b"poison", "the payload is intact");
+    assert_eq!(
+        letter.envelope.id().as_deref(),
+        Some(id.as_str()),
+        "the original headers are kept"
+    );
+    assert_eq!(
+        letter.envelope.payload().as_ref(),
+        b"poison",
+        "the payload is intact"
+    );
     assert_eq!(bus.stats().dead_lettered, 1);
 
     // Replay puts it back on its subject and takes it out of the dead letters.
@@ -155,7 +244,9 @@ async fn a_rejected_message_is_dead_lettered_at_once() {
     let server = NatsServer::builder().jetstream().start();
     let (_bus, js) = setup(&server).await;
     // A beta envelope on an acme subject: refused before the handler.
-    js.publish(&event("acme", "task.completed"), envelope("beta", "forged")).await.unwrap();
+    js.publish(&event("acme", "task.completed"), envelope("beta", "forged"))
+        .await
+        .unwrap();
     let ran = Arc::new(Mutex::new(0));
     let r = ran.clone();
     let worker = js
@@ -179,14 +270,25 @@ async fn a_rejected_message_is_dead_lettered_at_once() {
     worker.abort();
     assert_eq!(*ran.lock().unwrap(), 0);
     assert_eq!(letters[0].deliveries, 1);
-    assert!(letters[0].reason.starts_with("ce-tenantid \"beta\" does not match"), "{}", letters[0].reason);
+    assert!(
+        letters[0]
+            .reason
+            .starts_with("ce-tenantid \"beta\" does not match"),
+        "{}",
+        letters[0].reason
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_that_dies_mid_processing_hands_the_message_to_another() {
     let server = NatsServer::builder().jetstream().start();
     let (_bus, js) = setup(&server).await;
-    js.publish(&event("acme", "task.assigned"), envelope("acme", "long task")).await.unwrap();
+    js.publish(
+        &event("acme", "task.assigned"),
+        envelope("acme", "long task"),
+    )
+    .await
+    .unwrap();
     let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
     let first = js
         .consume(fast_spec("shared"), move |d| {
@@ -199,7 +301,10 @@ async fn a_consumer_that_dies_mid_processing_hands_the_message_to_another() {
         })
         .await
         .unwrap();
-    assert_eq!(tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap(), Some(1));
+    assert_eq!(
+        tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap(),
+        Some(1)
+    );
     first.abort();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let second = js
@@ -212,7 +317,10 @@ async fn a_consumer_that_dies_mid_processing_hands_the_message_to_another() {
         })
         .await
         .unwrap();
-    let (delivered, body) = tokio::time::timeout(WAIT, done_rx.recv()).await.unwrap().unwrap();
+    let (delivered, body) = tokio::time::timeout(WAIT, done_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(delivered, 2, "redelivered after the ack wait");
     assert_eq!(body, "long task");
     second.abort();
@@ -226,7 +334,9 @@ fn body_of(env: &sdk_bus::Envelope) -> String {
 async fn a_long_task_keeps_its_ack_wait_alive_with_progress() {
     let server = NatsServer::builder().jetstream().start();
     let (_bus, js) = setup(&server).await;
-    js.publish(&event("acme", "slow"), envelope("acme", "slow")).await.unwrap();
+    js.publish(&event("acme", "slow"), envelope("acme", "slow"))
+        .await
+        .unwrap();
     let deliveries = Arc::new(Mutex::new(Vec::new()));
     let d2 = deliveries.clone();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -243,9 +353,16 @@ async fn a_long_task_keeps_its_ack_wait_alive_with_progress() {
         })
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, done_rx.recv()).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, done_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     worker.abort();
-    assert_eq!(*deliveries.lock().unwrap(), vec![1], "never redelivered while in progress");
+    assert_eq!(
+        *deliveries.lock().unwrap(),
+        vec![1],
+        "never redelivered while in progress"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +373,12 @@ async fn one_workflow_is_processed_in_order_while_workflows_run_in_parallel() {
     let per = 20;
     for n in 0..per {
         for wf in ["wf-a", "wf-b", "wf-c"] {
-            js.publish(&scope.workflow(wf, "step").unwrap(), envelope("acme", &format!("{wf}:{n}"))).await.unwrap();
+            js.publish(
+                &scope.workflow(wf, "step").unwrap(),
+                envelope("acme", &format!("{wf}:{n}")),
+            )
+            .await
+            .unwrap();
         }
     }
     let seen: Arc<Mutex<BTreeMap<String, Vec<u32>>>> = Arc::default();
@@ -275,7 +397,11 @@ async fn one_workflow_is_processed_in_order_while_workflows_run_in_parallel() {
                 tokio::task::yield_now().await;
                 let body = body_of(&d.envelope);
                 let (wf, n) = body.split_once(':').unwrap();
-                s.lock().unwrap().entry(wf.to_owned()).or_default().push(n.parse().unwrap());
+                s.lock()
+                    .unwrap()
+                    .entry(wf.to_owned())
+                    .or_default()
+                    .push(n.parse().unwrap());
                 f.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 Outcome::Ack
             }
@@ -289,7 +415,11 @@ async fn one_workflow_is_processed_in_order_while_workflows_run_in_parallel() {
     .expect("every workflow event processed");
     worker.abort();
     for (wf, order) in &all {
-        assert_eq!(order, &(0..per).collect::<Vec<_>>(), "{wf} processed out of order");
+        assert_eq!(
+            order,
+            &(0..per).collect::<Vec<_>>(),
+            "{wf} processed out of order"
+        );
     }
     assert!(max_in_flight.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
@@ -300,22 +430,55 @@ async fn workflow_state_is_compare_and_set_and_watchable() {
     let (_bus, js) = setup(&server).await;
     let state = js.state_store("sdk_workflow_state", 1).await.unwrap();
     let mut watch = state.watch("wf-1").await.unwrap().boxed();
-    let r1 = state.create("wf-1", Bytes::from_static(b"started")).await.unwrap();
-    assert!(matches!(state.create("wf-1", Bytes::from_static(b"again")).await.unwrap_err(), BusError::Conflict { .. }));
-    let r2 = state.update("wf-1", Bytes::from_static(b"step-2"), r1).await.unwrap();
-    let err = state.update("wf-1", Bytes::from_static(b"lost update"), r1).await.unwrap_err();
-    assert_eq!(err.to_string(), format!("conflict on key wf-1: it is no longer at revision {r1}"));
-    assert_eq!(state.get("wf-1").await.unwrap(), Some((Bytes::from_static(b"step-2"), r2)));
-    let first = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap();
-    let second = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap();
-    assert_eq!((first.value.as_ref(), second.value.as_ref()), (b"started".as_ref(), b"step-2".as_ref()));
+    let r1 = state
+        .create("wf-1", Bytes::from_static(b"started"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        state
+            .create("wf-1", Bytes::from_static(b"again"))
+            .await
+            .unwrap_err(),
+        BusError::Conflict { .. }
+    ));
+    let r2 = state
+        .update("wf-1", Bytes::from_static(b"step-2"), r1)
+        .await
+        .unwrap();
+    let err = state
+        .update("wf-1", Bytes::from_static(b"lost update"), r1)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("conflict on key wf-1: it is no longer at revision {r1}")
+    );
+    assert_eq!(
+        state.get("wf-1").await.unwrap(),
+        Some((Bytes::from_static(b"step-2"), r2))
+    );
+    let first = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.value.as_ref(), second.value.as_ref()),
+        (b"started".as_ref(), b"step-2".as_ref())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processed_ids_are_remembered_for_effectively_once_handling() {
     let server = NatsServer::builder().jetstream().start();
     let (_bus, js) = setup(&server).await;
-    let seen = js.idempotency("sdk_processed", Duration::from_secs(3600)).await.unwrap();
+    let seen = js
+        .idempotency("sdk_processed", Duration::from_secs(3600))
+        .await
+        .unwrap();
     assert!(seen.first_time("4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
     assert!(!seen.first_time("4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
     assert!(seen.first_time("another id").await.unwrap());
@@ -325,7 +488,10 @@ async fn processed_ids_are_remembered_for_effectively_once_handling() {
 async fn jetstream_is_refused_on_the_in_process_transport() {
     let bus = Bus::in_process(sdk_bus::BusConfig::builder().build().unwrap());
     let err = bus.jetstream().unwrap_err();
-    assert_eq!(err.to_string(), "JetStream is not available on the in-process transport");
+    assert_eq!(
+        err.to_string(),
+        "JetStream is not available on the in-process transport"
+    );
 }
 
 /// Publishes `total` messages with ids `m-<n>`, retrying each until acked; calls
@@ -347,21 +513,27 @@ async fn publish_through<F: std::future::Future<Output = ()>>(
             .unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            match js.publish(&event("acme", "order.placed"), env.clone()).await {
+            match js
+                .publish(&event("acme", "order.placed"), env.clone())
+                .await
+            {
                 Ok(_) => {
                     acked.insert(format!("m-{n}"));
                     break;
                 }
                 Err(e) => {
-                    assert!(tokio::time::Instant::now() < deadline, "publishing m-{n} never recovered: {e}");
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "publishing m-{n} never recovered: {e}"
+                    );
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
-        if acked.len() == at {
-            if let Some(f) = midway.take() {
-                f().await;
-            }
+        if acked.len() == at
+            && let Some(f) = midway.take()
+        {
+            f().await;
         }
     }
     acked
@@ -370,18 +542,30 @@ async fn publish_through<F: std::future::Future<Output = ()>>(
 /// Consumes everything on SDK_EVENTS with a fresh durable; returns the payloads.
 async fn consume_all(js: &JetStream, expect: usize) -> BTreeSet<String> {
     let got: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let g = got.clone();
-    let worker = js
-        .consume(ConsumerSpec::new("SDK_EVENTS", "audit"), move |d| {
-            g.lock().unwrap().insert(body_of(&d.envelope));
-            async { Outcome::Ack }
-        })
-        .await
-        .unwrap();
-    let _ = wait_until(Duration::from_secs(30), || (got.lock().unwrap().len() >= expect).then_some(()));
+    // Right after a failover the new leader may still be elected: retry creating the
+    // consumer until it is there.
+    let worker = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let g = got.clone();
+            match js
+                .consume(ConsumerSpec::new("SDK_EVENTS", "audit"), move |d| {
+                    g.lock().unwrap().insert(body_of(&d.envelope));
+                    async { Outcome::Ack }
+                })
+                .await
+            {
+                Ok(w) => return w,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await
+    .expect("the consumer could be created");
+    let _ = wait_until(Duration::from_secs(30), || {
+        (got.lock().unwrap().len() >= expect).then_some(())
+    });
     worker.abort();
-    let out = got.lock().unwrap().clone();
-    out
+    got.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,7 +603,11 @@ async fn every_acknowledged_publish_survives_killing_the_stream_leader_in_a_clus
     // The meta leader may still be in election right after start: retry until ready.
     let ready = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            if js.ensure_stream(&StreamSpec::events().replicas(3)).await.is_ok() {
+            if js
+                .ensure_stream(&StreamSpec::events().replicas(3))
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -427,15 +615,27 @@ async fn every_acknowledged_publish_survives_killing_the_stream_leader_in_a_clus
     })
     .await;
     assert!(ready.is_ok(), "the R3 stream could not be created");
-    let raw = async_nats::connect(urls.split(',').next().unwrap()).await.unwrap();
+    let raw = async_nats::connect(urls.split(',').next().unwrap())
+        .await
+        .unwrap();
     let raw_js = async_nats::jetstream::new(raw);
     let c = cluster.clone();
     let acked = publish_through(&js, 300, 100, move || async move {
         let mut stream = raw_js.get_stream("SDK_EVENTS").await.unwrap();
-        let leader = stream.info().await.unwrap().cluster.as_ref().and_then(|c| c.leader.clone()).unwrap();
+        let leader = stream
+            .info()
+            .await
+            .unwrap()
+            .cluster
+            .as_ref()
+            .and_then(|c| c.leader.clone())
+            .unwrap();
         tokio::task::spawn_blocking(move || {
             let mut guard = c.lock().unwrap();
-            guard.server_mut(&leader).expect("leader is a cluster node").kill();
+            guard
+                .server_mut(&leader)
+                .expect("leader is a cluster node")
+                .kill();
         })
         .await
         .unwrap();
@@ -444,5 +644,8 @@ async fn every_acknowledged_publish_survives_killing_the_stream_leader_in_a_clus
     assert_eq!(acked.len(), 300);
     let consumed = consume_all(&js, acked.len()).await;
     let lost: Vec<_> = acked.difference(&consumed).collect();
-    assert!(lost.is_empty(), "acknowledged but lost after failover: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "acknowledged but lost after failover: {lost:?}"
+    );
 }

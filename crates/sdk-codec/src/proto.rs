@@ -69,9 +69,10 @@ proto_payload! {
     ErrorInfo => 1, error_info;
 }
 
-/// Appends `message` to `buf`; an empty `buf` gets prost's exact-size encoding.
+/// Appends `message` to `buf`; a buffer with no capacity gets prost's exact-size
+/// encoding, one with room (reserved by the caller) is written into.
 fn encode_message<M: prost::Message>(message: &M, buf: &mut Vec<u8>) -> Result<(), CodecError> {
-    if buf.is_empty() {
+    if buf.capacity() == 0 {
         *buf = message.encode_to_vec();
         return Ok(());
     }
@@ -147,6 +148,10 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     for shift in (0..64).step_by(7) {
         let byte = *bytes.get(*pos)?;
         *pos += 1;
+        // The tenth byte may only carry the top bit of a u64; more is malformed.
+        if shift == 63 && byte > 1 {
+            return None;
+        }
         value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             return Some(value);
@@ -236,13 +241,16 @@ pub(crate) fn decode_error(e: prost::DecodeError) -> CodecError {
     } else {
         path.join(" > ")
     };
+    // Broken wire data is a syntax error; valid wire data of the wrong shape (a wire
+    // type that does not fit the field, bad UTF-8) is a data error.
     let wire = [
         "buffer underflow",
         "invalid varint",
-        "invalid wire type",
-        "invalid tag",
-        "invalid key",
+        "invalid wire type value",
+        "invalid tag value",
+        "invalid key value",
         "delimited length exceeded",
+        "length delimiter",
         "unexpected end group",
         "recursion limit",
     ];

@@ -154,6 +154,10 @@ pub(crate) mod timestamp {
 
     pub(crate) fn serialize<S: Serializer>(v: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
         match v {
+            Some(ts) if !super::in_range(ts) => Err(serde::ser::Error::custom(format!(
+                "timestamp {}s {}ns is outside 0001-01-01..9999-12-31 or has invalid nanos",
+                ts.seconds, ts.nanos
+            ))),
             Some(ts) => s.collect_str(&super::Rfc3339(ts)),
             None => s.serialize_none(),
         }
@@ -172,6 +176,10 @@ pub(crate) mod timestamp {
 /// the range proto3 allows.
 const MIN_SECONDS: i64 = -62_135_596_800;
 const MAX_SECONDS: i64 = 253_402_300_799;
+
+fn in_range(ts: &prost_types::Timestamp) -> bool {
+    (MIN_SECONDS..=MAX_SECONDS).contains(&ts.seconds) && (0..=999_999_999).contains(&ts.nanos)
+}
 
 struct Rfc3339<'a>(&'a prost_types::Timestamp);
 

@@ -126,7 +126,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     bus.drain().await?;
-    service.wait().await;
+    service.wait().await?;
     println!("stats: {:?}", bus.stats());
     telemetry.shutdown(Duration::from_secs(5))?;
     Ok(())

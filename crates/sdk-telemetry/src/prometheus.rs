@@ -64,7 +64,9 @@ impl Drop for PrometheusEndpoint {
 
 fn serve(stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    stream.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
+    // A request line and headers of at most 8 KiB; a scrape needs far less.
+    let mut reader = BufReader::new(std::io::Read::take(stream.try_clone()?, 8 * 1024));
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     // Drain the request headers.
