@@ -213,7 +213,7 @@ impl Bus {
         }
     }
 
-    fn max_payload(&self) -> usize {
+    pub(crate) fn max_payload(&self) -> usize {
         match &self.inner.transport {
             Transport::Nats(c) => c.max_payload(),
             Transport::Memory(_) => self.inner.config.max_payload,

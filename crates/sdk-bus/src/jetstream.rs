@@ -195,6 +195,28 @@ pub struct PublishAck {
     pub duplicate: bool,
 }
 
+/// A publish whose ack has not been awaited yet.
+#[derive(Debug)]
+pub struct PendingAck {
+    inner: jetstream::context::PublishAckFuture,
+}
+
+impl PendingAck {
+    /// Waits for the server's receipt.
+    ///
+    /// # Errors
+    /// [`BusError::JetStream`] when no ack arrives in time: publish again with the same
+    /// envelope (de-duplication keeps it single).
+    pub async fn ack(self) -> Result<PublishAck, BusError> {
+        let ack = self.inner.await.map_err(|e| js_error("publish ack", e))?;
+        Ok(PublishAck {
+            stream: ack.stream,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+}
+
 /// Options of one JetStream publish.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PublishOptions {
@@ -213,15 +235,23 @@ pub struct JetStream {
 }
 
 impl Bus {
-    /// JetStream on this connection.
+    /// JetStream on this connection. Call it inside a tokio runtime (the context
+    /// starts a task that collects publish acks).
     ///
     /// # Errors
-    /// [`BusError::Unsupported`] on the in-process transport.
+    /// [`BusError::Unsupported`] on the in-process transport;
+    /// [`BusError::Connection`] outside a tokio runtime.
     pub fn jetstream(&self) -> Result<JetStream, BusError> {
         let client = self.nats_client().ok_or(BusError::Unsupported {
             feature: "JetStream",
             transport: "in-process",
         })?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(BusError::Connection {
+                operation: "jetstream",
+                reason: "must be called inside a tokio runtime".into(),
+            });
+        }
         let context = jetstream::ContextBuilder::new()
             .timeout(self.config().request_timeout())
             .build(client.clone());
@@ -281,11 +311,45 @@ impl JetStream {
     ) -> Result<PublishAck, BusError> {
         let id = envelope.id().map(|c| c.into_owned());
         let (mut headers, payload) = envelope.into_parts();
-        if let Some(id) = &id {
-            headers.insert(names::NATS_MSG_ID, id)?;
+        if let Some(id) = id {
+            headers.insert_static(names::NATS_MSG_ID, id)?;
         }
         self.publish_raw(subject.as_str(), headers, payload, options)
             .await
+    }
+
+    /// Publishes without waiting for the ack: many publishes can be in flight, and
+    /// [`PendingAck::ack`] waits for each receipt. Use it for throughput; every ack must
+    /// still be awaited before the message counts as stored.
+    ///
+    /// # Errors
+    /// As [`JetStream::publish`], for the send itself.
+    pub async fn publish_async(
+        &self,
+        subject: &Subject,
+        envelope: Envelope,
+    ) -> Result<PendingAck, BusError> {
+        let id = envelope.id().map(|c| c.into_owned());
+        let (mut headers, payload) = envelope.into_parts();
+        if let Some(id) = id {
+            headers.insert_static(names::NATS_MSG_ID, id)?;
+        }
+        let size = headers.wire_size() + payload.len();
+        let max_payload = self.bus.max_payload();
+        if size > max_payload {
+            return Err(BusError::TooLarge {
+                subject: subject.to_string(),
+                size,
+                max_payload,
+            });
+        }
+        let inner = self
+            .context
+            .publish_with_headers(subject.to_string(), headers.into_nats(), payload)
+            .await
+            .map_err(|e| js_error("publish", e))?;
+        Shared::bump(&self.bus.shared().counters.published);
+        Ok(PendingAck { inner })
     }
 
     async fn publish_raw(
@@ -302,7 +366,7 @@ impl JetStream {
             headers.insert("Nats-Expected-Last-Subject-Sequence", &seq.to_string())?;
         }
         let size = headers.wire_size() + payload.len();
-        let max_payload = self.bus.server_details().max_payload;
+        let max_payload = self.bus.max_payload();
         if size > max_payload {
             return Err(BusError::TooLarge {
                 subject: subject.to_owned(),
