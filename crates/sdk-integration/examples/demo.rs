@@ -2,6 +2,8 @@
 //! watches the events.
 //!
 //! Without `NATS_URL` it runs on the in-process transport; with it, through NATS.
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` its spans go to that collector, and the
+//! researcher's `process` span continues the planner's `request` span.
 
 use std::time::Duration;
 
@@ -30,10 +32,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .build()?,
         )?
     };
-    tracing::info!("demo starting");
     let bus = Bus::from_env().await?;
     println!(
-        "transport: {} ({:?})",
+        "transport: {} ({})",
         bus.transport_name(),
         bus.server_details().version
     );
@@ -43,62 +44,68 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         bus.clone(),
         codec.clone(),
         Source::new(&acme, "agent", "planner")?,
-    );
+    )
+    .with_telemetry(&telemetry);
     let researcher = Messenger::new(
         bus.clone(),
         codec.clone(),
         Source::new(&acme, "agent", "researcher")?,
-    );
+    )
+    .with_telemetry(&telemetry);
 
     // The observer watches every event of the tenant.
     let mut events = bus
         .subscribe(&acme.scope().pattern(&["events", ">"])?)
         .await?;
 
-    // The researcher answers tasks sent to its inbox.
+    // The researcher answers tasks sent to its inbox: typed in, typed out.
     let worker = researcher.clone();
     let inbox = acme.scope().agent_inbox("researcher")?;
-    let service = bus
-        .serve(&SubjectPattern::from(&inbox), None, 4, move |delivery| {
-            let worker = worker.clone();
-            async move {
-                let task: AgentTask = worker
-                    .decode(&delivery.envelope)
-                    .map_err(|e| ServiceFailure::new(codes::BAD_REQUEST, e.to_string()))?;
-                println!("researcher got task {} ({})", task.task_id, task.task_type);
-                let result = TaskResult {
-                    task_id: task.task_id.clone(),
-                    agent_id: "researcher".into(),
-                    status: TaskStatus::Succeeded as i32,
-                    usage: Some(TokenUsage {
-                        prompt_tokens: 812,
-                        completion_tokens: 230,
-                        total_tokens: 1042,
-                    }),
-                    cost_usd: 0.0042,
-                    model: "demo-model".into(),
-                    ..Default::default()
-                };
-                let event = EventMessage {
-                    event_id: sdk_integration::sdk_bus::new_id(),
-                    event_type: "sdk.task.completed".into(),
-                    source: "/acme/agent/researcher".into(),
-                    subject: task.task_id,
-                    ..Default::default()
-                };
-                let subject = delivery.subject.tenant().to_owned();
-                let events = TenantId::new(&subject)
-                    .and_then(|t| t.scope().event("task.completed"))
-                    .map_err(|e| ServiceFailure::new(codes::HANDLER_FAILED, e.to_string()))?;
-                worker
-                    .publish(&events, "sdk.task.completed", &event)
-                    .await
-                    .map_err(|e| ServiceFailure::new(codes::HANDLER_FAILED, e.to_string()))?;
-                worker
-                    .envelope("sdk.task.result", &result)
-                    .map_err(|e| ServiceFailure::new(codes::HANDLER_FAILED, e.to_string()))
-            }
-        })
+    let service = researcher
+        .serve(
+            &SubjectPattern::from(&inbox),
+            None,
+            4,
+            move |task: AgentTask, delivery| {
+                let worker = worker.clone();
+                async move {
+                    tracing::info!(task = %task.task_id, "researcher got a task");
+                    println!("researcher got task {} ({})", task.task_id, task.task_type);
+                    let event = EventMessage {
+                        event_id: sdk_integration::sdk_bus::new_id(),
+                        event_type: "sdk.task.completed".into(),
+                        source: "/acme/agent/researcher".into(),
+                        subject: task.task_id.clone(),
+                        ..Default::default()
+                    };
+                    let fail = |e: &dyn std::fmt::Display| {
+                        ServiceFailure::new(codes::HANDLER_FAILED, e.to_string())
+                    };
+                    let tenant = TenantId::new(delivery.subject.tenant()).map_err(|e| fail(&e))?;
+                    let completed = tenant
+                        .scope()
+                        .event("task.completed")
+                        .map_err(|e| fail(&e))?;
+                    worker
+                        .publish(&completed, "sdk.task.completed", &event)
+                        .await
+                        .map_err(|e| fail(&e))?;
+                    Ok(TaskResult {
+                        task_id: task.task_id,
+                        agent_id: "researcher".into(),
+                        status: TaskStatus::Succeeded as i32,
+                        usage: Some(TokenUsage {
+                            prompt_tokens: 812,
+                            completion_tokens: 230,
+                            total_tokens: 1042,
+                        }),
+                        cost_usd: 0.0042,
+                        model: "demo-model".into(),
+                        ..Default::default()
+                    })
+                }
+            },
+        )
         .await?;
     bus.flush().await?;
 

@@ -4,8 +4,24 @@ pub use sdk_bus;
 pub use sdk_codec;
 pub use sdk_telemetry;
 
-use sdk_bus::{Bus, BusError, Envelope, Source, Subject};
+mod traced;
+
+pub use traced::{Extract, Inject};
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use opentelemetry::Context;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{Span as _, TraceContextExt as _};
+use sdk_bus::{
+    Bus, BusError, Delivery, Envelope, Service, ServiceFailure, Source, Subject, SubjectPattern,
+    codes,
+};
 use sdk_codec::{Codec, CodecError, Payload, PayloadMeta};
+use sdk_telemetry::semconv::{self, Operation};
+use sdk_telemetry::{MessagingMetrics, Propagator, Telemetry};
 
 /// A failure of either side of the wiring.
 #[derive(Debug, thiserror::Error)]
@@ -19,19 +35,43 @@ pub enum Error {
     Bus(#[from] BusError),
 }
 
-/// Typed messaging: the codec's output goes into CloudEvents envelopes on the bus,
-/// and back.
+#[derive(Debug)]
+struct Tracing {
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+    propagator: Arc<Propagator>,
+    metrics: MessagingMetrics,
+}
+
+/// Typed, traced messaging: the codec's output goes into CloudEvents envelopes on the
+/// bus; with telemetry, every publish, request and process gets its span, its
+/// metrics, and W3C trace context in the headers, so one trace runs across services.
 #[derive(Debug, Clone)]
 pub struct Messenger {
     bus: Bus,
     codec: Codec,
     source: Source,
+    tracing: Option<Arc<Tracing>>,
 }
 
 impl Messenger {
-    /// Sends as `source` over `bus`, encoding with `codec`.
+    /// Sends as `source` over `bus`, encoding with `codec`; no telemetry.
     pub fn new(bus: Bus, codec: Codec, source: Source) -> Messenger {
-        Messenger { bus, codec, source }
+        Messenger {
+            bus,
+            codec,
+            source,
+            tracing: None,
+        }
+    }
+
+    /// Adds spans, metrics and propagation from `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: &Telemetry) -> Messenger {
+        self.tracing = Some(Arc::new(Tracing {
+            tracer: telemetry.tracer("sdk-integration"),
+            propagator: telemetry.shared_propagator(),
+            metrics: telemetry.messaging_metrics(),
+        }));
+        self
     }
 
     /// The bus.
@@ -72,7 +112,72 @@ impl Messenger {
         Ok(self.codec.decode(envelope.payload().clone(), &meta)?)
     }
 
-    /// Encodes and publishes `value` on `subject`.
+    /// Starts a span for `op` on `subject`, writes its context into the envelope's
+    /// headers, and returns it.
+    fn start(
+        &self,
+        op: Operation,
+        subject: &Subject,
+        envelope: &mut Envelope,
+        parent: &Context,
+    ) -> Option<(opentelemetry_sdk::trace::Span, Instant)> {
+        let t = self.tracing.as_ref()?;
+        let template = subject.template();
+        let id = envelope.id().map(|c| c.into_owned());
+        let corr = envelope.correlation_id().map(|c| c.into_owned());
+        let kind = envelope.event_type().map(|c| c.into_owned());
+        let info = semconv::MessageInfo {
+            destination: subject.as_str(),
+            template: &template,
+            message_id: id.as_deref(),
+            conversation_id: corr.as_deref(),
+            body_size: Some(envelope.payload().len()),
+            event_type: kind.as_deref(),
+            event_source: Some(self.source.as_str()),
+            tenant: Some(subject.tenant()),
+            ..Default::default()
+        };
+        let span = semconv::start_span(&t.tracer, op, &info, parent);
+        let cx = sdk_telemetry::with_tenant(
+            &parent.with_remote_span_context(span.span_context().clone()),
+            subject.tenant(),
+        );
+        t.propagator
+            .inject(&cx, &mut Inject(envelope.headers_mut()));
+        Some((span, Instant::now()))
+    }
+
+    fn finish<T>(
+        &self,
+        op: Operation,
+        subject: &Subject,
+        started: Option<(opentelemetry_sdk::trace::Span, Instant)>,
+        result: &Result<T, BusError>,
+    ) {
+        let (Some(t), Some((mut span, at))) = (self.tracing.as_ref(), started) else {
+            return;
+        };
+        let template = subject.template();
+        let error_type = result.as_ref().err().map(error_type);
+        if let (Some(kind), Err(e)) = (error_type, result) {
+            semconv::record_error(&mut span, kind, &e.to_string());
+        }
+        let labels = sdk_telemetry::MessageLabels {
+            operation: op.name(),
+            template: &template,
+            tenant: subject.tenant(),
+            error_type,
+        };
+        match op {
+            Operation::Publish => t.metrics.record_sent(&labels, at.elapsed().as_secs_f64()),
+            _ => t
+                .metrics
+                .record_operation(&labels, at.elapsed().as_secs_f64()),
+        }
+        span.end();
+    }
+
+    /// Encodes and publishes `value` on `subject`, inside a PRODUCER span.
     ///
     /// # Errors
     /// As [`Messenger::envelope`] and [`Bus::publish`].
@@ -82,11 +187,19 @@ impl Messenger {
         event_type: &str,
         value: &T,
     ) -> Result<(), Error> {
-        let envelope = self.envelope(event_type, value)?;
-        Ok(self.bus.publish(subject, envelope).await?)
+        let mut envelope = self.envelope(event_type, value)?;
+        let started = self.start(
+            Operation::Publish,
+            subject,
+            &mut envelope,
+            &Context::current(),
+        );
+        let result = self.bus.publish(subject, envelope).await;
+        self.finish(Operation::Publish, subject, started, &result);
+        Ok(result?)
     }
 
-    /// Sends `value` as a request and decodes the reply as `R`.
+    /// Sends `value` as a request inside a CLIENT span and decodes the reply as `R`.
     ///
     /// # Errors
     /// As [`Messenger::envelope`], [`Bus::request`] and [`Messenger::decode`].
@@ -96,8 +209,141 @@ impl Messenger {
         event_type: &str,
         value: &T,
     ) -> Result<R, Error> {
-        let envelope = self.envelope(event_type, value)?;
-        let reply = self.bus.request(subject, envelope).await?;
-        self.decode(&reply)
+        let mut envelope = self.envelope(event_type, value)?;
+        let started = self.start(
+            Operation::Request,
+            subject,
+            &mut envelope,
+            &Context::current(),
+        );
+        let result = self.bus.request(subject, envelope).await;
+        self.finish(Operation::Request, subject, started, &result);
+        self.decode(&result?)
+    }
+
+    /// Serves typed requests: each message is decoded as `T` (a bad payload gets a
+    /// 400 reply), handled inside a CONSUMER `process` span that continues the
+    /// sender's trace, and its `R` answer is encoded into the reply.
+    ///
+    /// # Errors
+    /// As [`Bus::serve`].
+    pub async fn serve<T, R, F, Fut>(
+        &self,
+        pattern: &SubjectPattern,
+        group: Option<&str>,
+        concurrency: usize,
+        handler: F,
+    ) -> Result<Service, BusError>
+    where
+        T: Payload,
+        R: Payload,
+        F: Fn(T, Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ServiceFailure>> + Send + 'static,
+    {
+        let me = self.clone();
+        let handler = Arc::new(handler);
+        let group_name = group.map(str::to_owned);
+        self.bus
+            .serve(pattern, group, concurrency, move |delivery| {
+                let (me, handler, group_name) =
+                    (me.clone(), Arc::clone(&handler), group_name.clone());
+                async move {
+                    let (cx, started) = me.process_span(&delivery, group_name.as_deref());
+                    let outcome = async {
+                        let request: T = me
+                            .decode(&delivery.envelope)
+                            .map_err(|e| ServiceFailure::new(codes::BAD_REQUEST, e.to_string()))?;
+                        // The handler runs inside the process span: its logs carry the
+                        // trace id, and what it publishes continues the trace.
+                        let answer = handler(request, delivery.clone())
+                            .with_context(cx.clone())
+                            .await?;
+                        let mut reply = me.envelope("sdk.reply", &answer).map_err(|e| {
+                            ServiceFailure::new(codes::HANDLER_FAILED, e.to_string())
+                        })?;
+                        if let Some(t) = &me.tracing {
+                            t.propagator.inject(&cx, &mut Inject(reply.headers_mut()));
+                        }
+                        Ok(reply)
+                    }
+                    .await;
+                    me.end_process(&delivery, group_name.as_deref(), started, &outcome);
+                    outcome
+                }
+            })
+            .await
+    }
+
+    fn process_span(
+        &self,
+        delivery: &Delivery,
+        group: Option<&str>,
+    ) -> (Context, Option<(opentelemetry_sdk::trace::Span, Instant)>) {
+        let Some(t) = self.tracing.as_ref() else {
+            return (Context::current(), None);
+        };
+        let parent = t.propagator.extract(&Extract(delivery.envelope.headers()));
+        let template = delivery.subject.template();
+        let id = delivery.envelope.id().map(|c| c.into_owned());
+        let corr = delivery.envelope.correlation_id().map(|c| c.into_owned());
+        let info = semconv::MessageInfo {
+            destination: delivery.subject.as_str(),
+            template: &template,
+            message_id: id.as_deref(),
+            conversation_id: corr.as_deref(),
+            body_size: Some(delivery.envelope.payload().len()),
+            consumer_group: group,
+            tenant: Some(delivery.subject.tenant()),
+            ..Default::default()
+        };
+        let span = semconv::start_span(&t.tracer, Operation::Process, &info, &parent);
+        let cx = parent.with_remote_span_context(span.span_context().clone());
+        t.metrics.record_consumed(&sdk_telemetry::MessageLabels {
+            operation: "process",
+            template: &template,
+            tenant: delivery.subject.tenant(),
+            error_type: None,
+        });
+        (cx, Some((span, Instant::now())))
+    }
+
+    fn end_process<R>(
+        &self,
+        delivery: &Delivery,
+        _group: Option<&str>,
+        started: Option<(opentelemetry_sdk::trace::Span, Instant)>,
+        outcome: &Result<R, ServiceFailure>,
+    ) {
+        let (Some(t), Some((mut span, at))) = (self.tracing.as_ref(), started) else {
+            return;
+        };
+        let template = delivery.subject.template();
+        let code = outcome.as_ref().err().map(|f| f.code.to_string());
+        if let (Err(f), Some(code)) = (outcome, &code) {
+            semconv::record_error(&mut span, code, &f.message);
+        }
+        t.metrics.record_process(
+            &sdk_telemetry::MessageLabels {
+                operation: "process",
+                template: &template,
+                tenant: delivery.subject.tenant(),
+                error_type: code.as_deref(),
+            },
+            at.elapsed().as_secs_f64(),
+        );
+        span.end();
+    }
+}
+
+/// The low-cardinality `error.type` of a bus error.
+fn error_type(e: &BusError) -> &'static str {
+    match e {
+        BusError::Timeout { .. } => "timeout",
+        BusError::NoResponders { .. } => "no_responders",
+        BusError::ServiceError { .. } => "service_error",
+        BusError::PermissionDenied { .. } => "permission_denied",
+        BusError::TooLarge { .. } => "too_large",
+        BusError::ReconnectBufferFull { .. } => "disconnected",
+        _ => "bus_error",
     }
 }

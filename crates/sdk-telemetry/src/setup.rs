@@ -195,6 +195,11 @@ impl Telemetry {
         &self.propagator
     }
 
+    /// The same propagator, shareable with other components.
+    pub fn shared_propagator(&self) -> Arc<Propagator> {
+        Arc::clone(&self.propagator)
+    }
+
     /// The tracer provider.
     pub fn tracer_provider(&self) -> &SdkTracerProvider {
         &self.tracer_provider

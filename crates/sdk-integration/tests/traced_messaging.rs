@@ -1,0 +1,134 @@
+//! One trace across two services over a real nats-server, exported to a real
+//! collector: the request span of the caller is the parent of the process span of
+//! the service.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use sdk_integration::Messenger;
+use sdk_integration::sdk_bus::{
+    Bus, BusConfig, BusError, Envelope, Source, SubjectPattern, TenantId,
+};
+use sdk_integration::sdk_codec::v1::{AgentTask, TaskResult, TaskStatus};
+use sdk_integration::sdk_codec::{Codec, Format};
+use sdk_integration::sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
+use sdk_testkit::{Collector, NatsServer};
+
+fn telemetry(service: &str, collector: &Collector) -> Telemetry {
+    Telemetry::init(
+        TelemetryConfig::builder(service)
+            .otlp(&collector.grpc_endpoint(), Protocol::Grpc)
+            .exporters(Exporter::Otlp, Exporter::None, Exporter::None)
+            .install_global(false)
+            .log_format(LogFormat::Off)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_runs_from_the_caller_through_the_service() {
+    let server = NatsServer::start();
+    let collector = Collector::start();
+    let planner_otel = telemetry("planner", &collector);
+    let rag_otel = telemetry("rag", &collector);
+    let connect = || async {
+        Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
+            .await
+            .unwrap()
+    };
+    let acme = TenantId::new("acme").unwrap();
+    let codec = Codec::builder()
+        .format(Format::MessagePack)
+        .build()
+        .unwrap();
+
+    let rag = Messenger::new(
+        connect().await,
+        codec.clone(),
+        Source::new(&acme, "rag", "r-1").unwrap(),
+    )
+    .with_telemetry(&rag_otel);
+    let service = rag
+        .serve(
+            &SubjectPattern::all_tenants("rag", "query").unwrap(),
+            Some("rag"),
+            4,
+            |task: AgentTask, _d| async move {
+                Ok(TaskResult {
+                    task_id: task.task_id,
+                    status: TaskStatus::Succeeded as i32,
+                    ..Default::default()
+                })
+            },
+        )
+        .await
+        .unwrap();
+    rag.bus().flush().await.unwrap();
+
+    let planner = Messenger::new(
+        connect().await,
+        codec,
+        Source::new(&acme, "agent", "planner").unwrap(),
+    )
+    .with_telemetry(&planner_otel);
+    let subject = acme.scope().component("rag", "query").unwrap();
+    let task = AgentTask {
+        task_id: "t-9".into(),
+        agent_id: "rag".into(),
+        task_type: "query".into(),
+        ..Default::default()
+    };
+    let result: TaskResult = planner
+        .request(&subject, "sdk.rag.query", &task)
+        .await
+        .unwrap();
+    assert_eq!(result.task_id, "t-9");
+
+    // A payload that is not an AgentTask gets a 400, not silence.
+    let source = Source::new(&acme, "agent", "planner").unwrap();
+    let junk = Envelope::builder(&source, "sdk.rag.query")
+        .content_type("application/msgpack")
+        .payload("\u{c1}".into())
+        .build()
+        .unwrap();
+    let err = planner.bus().request(&subject, junk).await.unwrap_err();
+    assert!(
+        matches!(err, BusError::ServiceError { code: 400, .. }),
+        "{err:?}"
+    );
+
+    service.abort();
+    planner_otel.shutdown(Duration::from_secs(10)).unwrap();
+    rag_otel.shutdown(Duration::from_secs(10)).unwrap();
+
+    let request =
+        collector.wait_for_span("request sdk.{tenant}.rag.query", Duration::from_secs(15));
+    let process = collector.wait_for(
+        Duration::from_secs(15),
+        "the process span of t-9's request",
+        |r| {
+            r.spans_named("process sdk.{tenant}.rag.query")
+                .into_iter()
+                .find(|s| s.trace_id == request.trace_id)
+                .cloned()
+        },
+    );
+    assert_eq!(request.kind, "SPAN_KIND_CLIENT");
+    assert_eq!(process.kind, "SPAN_KIND_CONSUMER");
+    assert_eq!(
+        process.parent_id, request.span_id,
+        "the service's span continues the caller's trace"
+    );
+    assert_eq!(request.resource["service.name"], "planner");
+    assert_eq!(process.resource["service.name"], "rag");
+    assert_eq!(process.attributes["messaging.consumer.group.name"], "rag");
+    assert_eq!(process.attributes["sdk.tenant.id"], "acme");
+    assert_eq!(
+        request.attributes["messaging.destination.name"],
+        "sdk.acme.rag.query"
+    );
+    assert!(request.attributes.contains_key("messaging.message.id"));
+}
