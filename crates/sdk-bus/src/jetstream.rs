@@ -502,6 +502,7 @@ impl JetStream {
         for h in dlq_headers::ALL {
             headers.remove(h);
         }
+        headers.remove("Nats-Expected-Stream");
         headers.remove(names::NATS_MSG_ID);
         headers.insert(
             names::NATS_MSG_ID,
@@ -881,6 +882,8 @@ async fn dead_letter(
     // yields the same id, so a second dead-lettering is de-duplicated.
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
     headers.insert(names::NATS_MSG_ID, &format!("dlq-{}-{seq}", spec.stream))?;
+    // The dead letter must land in the dead-letter stream, or it does not count.
+    headers.insert("Nats-Expected-Stream", &spec.dead_letter_stream)?;
     js.publish_raw(
         &dlq,
         headers,

@@ -23,7 +23,7 @@ pub use error::BusError;
 pub use events::{BusEvent, BusStats};
 pub use headers::{HeaderError, Headers};
 pub use jetstream::{
-    ConsumerSpec, DeadLetter, Discard, Idempotency, JetStream, JsDelivery, Outcome, PublishAck,
-    PublishOptions, StateChange, StateStore, Storage, StreamSpec, Worker, dlq_headers,
+    ConsumerSpec, DeadLetter, Discard, Idempotency, JetStream, JsDelivery, Outcome, PendingAck,
+    PublishAck, PublishOptions, StateChange, StateStore, Storage, StreamSpec, Worker, dlq_headers,
 };
 pub use subject::{Family, Subject, SubjectError, SubjectPattern, TenantId, TenantScope, Token};

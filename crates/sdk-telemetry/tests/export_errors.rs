@@ -1,0 +1,62 @@
+//! With the collector unreachable, export failures are reported, a few times, not
+//! once per span. Own test binary: it installs a global `tracing` subscriber, because
+//! the SDK reports from its own export threads.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{Span as _, Tracer as _};
+use sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// Counts WARN and ERROR events from the OpenTelemetry SDK and exporter.
+struct Count(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let m = event.metadata();
+        if m.target().starts_with("opentelemetry") && *m.level() <= tracing::Level::WARN {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn export_failures_are_reported_without_flooding() {
+    let reports = Arc::new(AtomicUsize::new(0));
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(Count(reports.clone())),
+    )
+    .unwrap();
+    let dead = format!("http://127.0.0.1:{}", sdk_testkit::free_port());
+    let telemetry = Telemetry::init(
+        TelemetryConfig::builder("outage")
+            .otlp(&dead, Protocol::Grpc)
+            .exporters(Exporter::Otlp, Exporter::None, Exporter::None)
+            .timeout(Duration::from_millis(300))
+            .max_queue_size(512)
+            .install_global(false)
+            .log_format(LogFormat::Off)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let tracer = telemetry.tracer("outage");
+    let spans = 20_000;
+    for _ in 0..spans {
+        tracer.start("lost").end();
+    }
+    // Force a few export attempts, each of which fails.
+    for _ in 0..3 {
+        let _ = telemetry.tracer_provider().force_flush();
+    }
+    let started = Instant::now();
+    let _ = telemetry.shutdown(Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let n = reports.load(Ordering::SeqCst);
+    assert!(n >= 1, "the failure was reported");
+    assert!(n <= 50, "{n} reports for {spans} spans: that is flooding");
+}
