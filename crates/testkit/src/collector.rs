@@ -327,11 +327,28 @@ impl Collector {
             lines: Arc::new(Mutex::new(Vec::new())),
             dir: TempDir::new().expect("temp dir"),
         };
+        // A collector that loses a port race exits at once: start it on other ports.
+        for _ in 0..5 {
+            match collector.try_spawn() {
+                Ok(()) => return collector,
+                Err(_) => {
+                    collector.kill();
+                    collector.grpc_port = free_port();
+                    collector.http_port = free_port();
+                }
+            }
+        }
         collector.spawn();
         collector
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         let bin = locate_or_panic(Tool::Rotel);
         let mut child = Command::new(bin)
             .arg("start")
@@ -372,16 +389,26 @@ impl Collector {
         self.child = Some(child);
         let ports = [self.grpc_port, self.http_port];
         let ready = wait_until(READY_TIMEOUT, || {
+            if let Some(child) = self.child.as_mut()
+                && !matches!(child.try_wait(), Ok(None))
+            {
+                return Some(false);
+            }
             ports
                 .iter()
                 .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-                .then_some(())
+                .then_some(true)
         });
-        if ready.is_none() {
-            panic!(
+        match ready {
+            Some(true) => Ok(()),
+            Some(false) => Err(format!(
+                "rotel-agent exited during start-up; output:\n{}",
+                self.raw_output()
+            )),
+            None => Err(format!(
                 "rotel-agent did not listen within {READY_TIMEOUT:?}; output:\n{}",
                 self.raw_output()
-            );
+            )),
         }
     }
 

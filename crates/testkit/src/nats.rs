@@ -178,13 +178,24 @@ impl NatsServerBuilder {
         self
     }
 
-    /// Starts one server and waits until `/healthz` answers 200.
+    /// Starts one server and waits until `/healthz` answers 200. A server that loses
+    /// a port race is started again on other ports.
     pub fn start(self) -> NatsServer {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
-        let node = Node::allocate("n1");
-        let server = NatsServer::spawn_new(&self, dir, node, None);
-        server.wait_ready();
-        server
+        let mut last = String::new();
+        for _ in 0..5 {
+            let node = Node::allocate("n1");
+            let mut server = NatsServer::spawn_new(&self, Arc::clone(&dir), node, None);
+            match server.try_wait_ready() {
+                Ok(()) => return server,
+                Err(e) if e.contains("address already in use") => {
+                    server.kill();
+                    last = e;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("nats-server could not find free ports: {last}");
     }
 
     fn render(&self, dir: &Path, node: &Node, cluster: Option<&ClusterSpec>) -> String {
@@ -343,23 +354,35 @@ impl NatsServer {
 
     /// Polls `/healthz` on the monitoring port until it answers 200.
     pub fn wait_ready(&self) {
+        if let Err(e) = self.try_wait_ready() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_wait_ready(&self) -> Result<(), String> {
         let port = self.node.monitor_port;
+        let mut exited = false;
         let ready = wait_until(READY_TIMEOUT, || {
             if !self.is_running_inner() {
-                panic!(
-                    "nats-server {} exited during start-up; its log:\n{}",
-                    self.node.name,
-                    self.log()
-                );
+                exited = true;
+                return Some(false);
             }
-            http_status(port, "/healthz").filter(|s| *s == 200)
+            http_status(port, "/healthz")
+                .filter(|s| *s == 200)
+                .map(|_| true)
         });
-        if ready.is_none() {
-            panic!(
+        match ready {
+            Some(true) => Ok(()),
+            Some(false) if exited => Err(format!(
+                "nats-server {} exited during start-up; its log:\n{}",
+                self.node.name,
+                self.log()
+            )),
+            _ => Err(format!(
                 "nats-server {} did not become healthy within {READY_TIMEOUT:?}; its log:\n{}",
                 self.node.name,
                 self.log()
-            );
+            )),
         }
     }
 
@@ -469,24 +492,36 @@ impl NatsCluster {
         NatsCluster::start_with(size, NatsServerBuilder::default().jetstream())
     }
 
-    /// Starts a cluster where each node uses `builder`'s settings.
+    /// Starts a cluster where each node uses `builder`'s settings. A cluster that
+    /// loses a port race is started again on other ports.
     pub fn start_with(size: usize, builder: NatsServerBuilder) -> NatsCluster {
-        let dir = Arc::new(TempDir::new().expect("temp dir"));
-        let nodes: Vec<Node> = (1..=size)
-            .map(|i| Node::allocate(&format!("n{i}")))
-            .collect();
-        let spec = ClusterSpec {
-            name: "sdk-test".to_owned(),
-            ports: nodes.iter().map(|n| n.cluster_port).collect(),
-        };
-        let servers: Vec<NatsServer> = nodes
-            .into_iter()
-            .map(|node| NatsServer::spawn_new(&builder, Arc::clone(&dir), node, Some(&spec)))
-            .collect();
-        for server in &servers {
-            server.wait_ready();
+        let mut last = String::new();
+        for _ in 0..5 {
+            let dir = Arc::new(TempDir::new().expect("temp dir"));
+            let nodes: Vec<Node> = (1..=size)
+                .map(|i| Node::allocate(&format!("n{i}")))
+                .collect();
+            let spec = ClusterSpec {
+                name: "sdk-test".to_owned(),
+                ports: nodes.iter().map(|n| n.cluster_port).collect(),
+            };
+            let mut servers: Vec<NatsServer> = nodes
+                .into_iter()
+                .map(|node| NatsServer::spawn_new(&builder, Arc::clone(&dir), node, Some(&spec)))
+                .collect();
+            let failure = servers.iter().find_map(|s| s.try_wait_ready().err());
+            match failure {
+                None => return NatsCluster { servers },
+                Some(e) if e.contains("address already in use") => {
+                    for s in &mut servers {
+                        s.kill();
+                    }
+                    last = e;
+                }
+                Some(e) => panic!("{e}"),
+            }
         }
-        NatsCluster { servers }
+        panic!("the cluster could not find free ports: {last}");
     }
 
     /// A comma-separated list of every node's client URL, as `NATS_URL` takes it.

@@ -88,8 +88,21 @@ pub(crate) fn locate_or_panic(tool: Tool) -> PathBuf {
     }
 }
 
-/// A free TCP port on 127.0.0.1, as the OS hands it out.
+/// A free TCP port on 127.0.0.1.
+///
+/// Chosen at random from 20000..32000, below the kernel's ephemeral range, so that
+/// outgoing connections of parallel tests do not take it between this check and the
+/// server's bind; servers that still lose the race are restarted on new ports.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..200 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(u64::from(std::process::id()));
+        let port = 20_000 + u16::try_from(h.finish() % 12_000).unwrap_or(0);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
 }
