@@ -566,6 +566,23 @@ impl TelemetryConfigBuilder {
                 ));
             }
         }
+        for (k, v) in &c.headers.0 {
+            let name_ok = !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !name_ok {
+                return Err(err(
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    format!("header name {k:?} is not a valid header name"),
+                ));
+            }
+            if v.bytes().any(|b| b.is_ascii_control()) {
+                return Err(err(
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    format!("the value of {k:?} contains a control character"),
+                ));
+            }
+        }
         check_sampling(&c.sampling)?;
         for s in c.component_sampling.values() {
             check_sampling(s)?;
