@@ -140,3 +140,30 @@ pub enum BusError {
     #[error("the bus is closed")]
     Closed,
 }
+
+impl BusError {
+    /// A short, low-cardinality name of the failure, for `error.type` on spans and
+    /// metrics: `timeout`, `no_responders`, `service_error`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BusError::Config(_) => "config",
+            BusError::Subject(_) => "invalid_subject",
+            BusError::Envelope(_) | BusError::Header(_) => "invalid_envelope",
+            BusError::Connect { .. } => "connect",
+            BusError::TooLarge { .. } => "too_large",
+            BusError::ReconnectBufferFull { .. } => "disconnected",
+            BusError::Publish { .. } => "publish",
+            BusError::Subscribe { .. } => "subscribe",
+            BusError::PermissionDenied { .. } => "permission_denied",
+            BusError::Timeout { .. } => "timeout",
+            BusError::NoResponders { .. } => "no_responders",
+            BusError::ServiceError { .. } => "service_error",
+            BusError::Request { .. } => "request",
+            BusError::Connection { .. } => "connection",
+            BusError::JetStream { .. } => "jetstream",
+            BusError::Conflict { .. } => "conflict",
+            BusError::Unsupported { .. } => "unsupported",
+            BusError::Closed => "closed",
+        }
+    }
+}

@@ -158,7 +158,7 @@ impl Messenger {
             return;
         };
         let template = subject.template();
-        let error_type = result.as_ref().err().map(error_type);
+        let error_type = result.as_ref().err().map(BusError::kind);
         if let (Some(kind), Err(e)) = (error_type, result) {
             semconv::record_error(&mut span, kind, &e.to_string());
         }
@@ -332,18 +332,5 @@ impl Messenger {
             at.elapsed().as_secs_f64(),
         );
         span.end();
-    }
-}
-
-/// The low-cardinality `error.type` of a bus error.
-fn error_type(e: &BusError) -> &'static str {
-    match e {
-        BusError::Timeout { .. } => "timeout",
-        BusError::NoResponders { .. } => "no_responders",
-        BusError::ServiceError { .. } => "service_error",
-        BusError::PermissionDenied { .. } => "permission_denied",
-        BusError::TooLarge { .. } => "too_large",
-        BusError::ReconnectBufferFull { .. } => "disconnected",
-        _ => "bus_error",
     }
 }
