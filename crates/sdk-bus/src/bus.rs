@@ -567,7 +567,10 @@ impl Bus {
                 running.spawn(async move {
                     let _permit = permit;
                     // A panicking handler still answers: 500, never silence.
-                    let outcome = AssertUnwindSafe(handler(delivery.clone()))
+                    // What settling needs, without copying the envelope of a request
+                    // (only a message without a reply subject may be dead-lettered).
+                    let settler = delivery.settler();
+                    let outcome = AssertUnwindSafe(handler(delivery))
                         .catch_unwind()
                         .await
                         .unwrap_or_else(|_| {
@@ -576,7 +579,7 @@ impl Bus {
                                 "the handler panicked",
                             ))
                         });
-                    delivery.settle(outcome).await;
+                    settler.settle(outcome).await;
                 });
                 while running.try_join_next().is_some() {}
             }
@@ -916,6 +919,19 @@ impl Delivery {
     /// Applies a handler's outcome: the reply, an error reply, or a dead letter. A
     /// reply that cannot be sent (too large, say) becomes an error reply; anything
     /// that still fails is counted and reported, never dropped silently.
+    fn settler(&self) -> Delivery {
+        Delivery {
+            subject: self.subject.clone(),
+            envelope: if self.reply.is_some() {
+                Envelope::empty()
+            } else {
+                self.envelope.clone()
+            },
+            reply: self.reply.clone(),
+            bus: self.bus.clone(),
+        }
+    }
+
     async fn settle(&self, outcome: Result<Envelope, ServiceFailure>) {
         let result = match (outcome, self.reply.is_some()) {
             (Ok(reply), true) => match self.respond(reply).await {

@@ -183,6 +183,14 @@ impl Envelope {
         Ok(Envelope { headers, payload })
     }
 
+    /// No headers, no payload.
+    pub(crate) fn empty() -> Envelope {
+        Envelope {
+            headers: Headers::new(),
+            payload: Bytes::new(),
+        }
+    }
+
     /// Checks that the attributes every SDK message carries are present and sane.
     ///
     /// # Errors

@@ -382,36 +382,48 @@ async fn one_workflow_is_processed_in_order_while_workflows_run_in_parallel() {
         }
     }
     let seen: Arc<Mutex<BTreeMap<String, Vec<u32>>>> = Arc::default();
-    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let max_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // The first events of wf-a and wf-b meet at a barrier: both must be in flight at
+    // the same time, which only happens if different workflows run in parallel.
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let met = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut spec = ConsumerSpec::new("SDK_WORKFLOWS", "ordered");
     spec.ordered_by_workflow = true;
     spec.concurrency = 8;
-    let (s, f, m) = (seen.clone(), in_flight.clone(), max_in_flight.clone());
+    let (s, b, m) = (seen.clone(), barrier.clone(), met.clone());
     let worker = js
         .consume(spec, move |d| {
-            let (s, f, m) = (s.clone(), f.clone(), m.clone());
+            let (s, b, m) = (s.clone(), b.clone(), m.clone());
             async move {
-                let now = f.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                m.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
-                tokio::task::yield_now().await;
                 let body = body_of(&d.envelope);
                 let (wf, n) = body.split_once(':').unwrap();
+                if n == "0"
+                    && (wf == "wf-a" || wf == "wf-b")
+                    && tokio::time::timeout(Duration::from_secs(5), b.wait())
+                        .await
+                        .is_ok()
+                {
+                    m.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 s.lock()
                     .unwrap()
                     .entry(wf.to_owned())
                     .or_default()
                     .push(n.parse().unwrap());
-                f.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 Outcome::Ack
             }
         })
         .await
         .unwrap();
-    let all = wait_until(WAIT, || {
-        let s = seen.lock().unwrap();
-        (s.values().map(Vec::len).sum::<usize>() == 3 * per as usize).then(|| s.clone())
+    let all = tokio::time::timeout(WAIT, async {
+        loop {
+            let snapshot = seen.lock().unwrap().clone();
+            if snapshot.values().map(Vec::len).sum::<usize>() == 3 * per as usize {
+                return snapshot;
+            }
+            tokio::task::yield_now().await;
+        }
     })
+    .await
     .expect("every workflow event processed");
     worker.abort();
     for (wf, order) in &all {
@@ -421,7 +433,11 @@ async fn one_workflow_is_processed_in_order_while_workflows_run_in_parallel() {
             "{wf} processed out of order"
         );
     }
-    assert!(max_in_flight.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert_eq!(
+        met.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "wf-a and wf-b were in flight together"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
