@@ -80,7 +80,54 @@ conformance!(
     drain_loses_no_message_in_flight,
     slow_consumers_are_reported,
     status_and_server_details,
+    a_failed_event_is_dead_lettered_with_its_headers,
 );
+
+async fn a_failed_event_is_dead_lettered_with_its_headers(mut f: Fixture) {
+    let bus = f.bus(|b| b).await;
+    let acme = tenant("acme").scope();
+    let mut dlq = bus
+        .subscribe(&acme.pattern(&["dlq", ">"]).unwrap())
+        .await
+        .unwrap();
+    let service = bus
+        .serve(
+            &acme.pattern(&["events", ">"]).unwrap(),
+            None,
+            1,
+            |_d| async move { Err(ServiceFailure::new(codes::HANDLER_FAILED, "index is full")) },
+        )
+        .await
+        .unwrap();
+    bus.flush().await.unwrap();
+    let env = envelope("acme", "doc-7");
+    let id = env.id().unwrap().into_owned();
+    bus.publish(&acme.event("document.ingested").unwrap(), env)
+        .await
+        .unwrap();
+    let letter = next(&mut dlq).await;
+    assert_eq!(
+        letter.subject.as_str(),
+        "sdk.acme.dlq.events.document.ingested"
+    );
+    assert_eq!(
+        letter.envelope.id().as_deref(),
+        Some(id.as_str()),
+        "original headers kept"
+    );
+    assert_eq!(body(&letter), "doc-7", "original payload kept");
+    let h = |n: &str| letter.envelope.headers().get(n).map(str::to_owned);
+    assert_eq!(h("sdk-dlq-reason").as_deref(), Some("500: index is full"));
+    assert_eq!(
+        h("sdk-dlq-subject").as_deref(),
+        Some("sdk.acme.events.document.ingested")
+    );
+    assert_eq!(h("sdk-dlq-deliveries").as_deref(), Some("1"));
+    assert_eq!(h("sdk-dlq-consumer").as_deref(), Some("serve"));
+    assert!(h("sdk-dlq-time").is_some());
+    assert_eq!(bus.stats().dead_lettered, 1);
+    service.abort();
+}
 
 async fn pub_sub_keeps_headers_and_payload(mut f: Fixture) {
     let bus = f.bus(|b| b).await;

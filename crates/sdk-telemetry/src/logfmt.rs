@@ -34,6 +34,18 @@ pub struct TraceFormat {
     json: bool,
 }
 
+impl TraceFormat {
+    /// One human-readable line per event: `time LEVEL target trace_id=… span_id=…: message fields`.
+    pub fn plain() -> TraceFormat {
+        TraceFormat { json: false }
+    }
+
+    /// One JSON object per event, with `trace_id` and `span_id` fields.
+    pub fn json() -> TraceFormat {
+        TraceFormat { json: true }
+    }
+}
+
 #[derive(Default)]
 struct Fields {
     message: String,
