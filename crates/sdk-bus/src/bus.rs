@@ -360,6 +360,17 @@ impl Bus {
                         .await
                         .map_err(fail)?,
                 };
+                // Return only once the server has the subscription: a request sent
+                // right after `subscribe` (or `serve`) from another connection must
+                // not get "no responders".
+                round_trip(
+                    c,
+                    self.inner
+                        .config
+                        .request_timeout
+                        .min(Duration::from_secs(2)),
+                )
+                .await;
                 Source::Nats(sub)
             }
             Transport::Memory(router) => {
@@ -607,14 +618,7 @@ impl Bus {
                     operation: "drain",
                     reason: e.to_string(),
                 };
-                // The probe rides the reply-inbox prefix, which every tenant may use.
-                let probe = c.new_inbox();
-                if let Ok(mut sub) = c.subscribe(probe.clone()).await {
-                    c.publish(probe, Bytes::new()).await.map_err(|e| fail(&e))?;
-                    c.flush().await.map_err(|e| fail(&e))?;
-                    let _ =
-                        tokio::time::timeout(self.inner.config.request_timeout, sub.next()).await;
-                }
+                round_trip(c, self.inner.config.request_timeout).await;
                 c.drain().await.map_err(|e| fail(&e))
             }
             Transport::Memory(router) => {
@@ -634,6 +638,21 @@ impl Bus {
             Transport::Nats(c) => Some(c),
             Transport::Memory(_) => None,
         }
+    }
+}
+
+/// A message through the server and back on this connection. The server handles a
+/// connection's commands in order, so once it returns, everything sent before it has
+/// been processed, and everything the server sent before it has been read. It rides
+/// the reply-inbox prefix, which every tenant may use; if it cannot (no permission),
+/// it gives up after `limit`.
+async fn round_trip(client: &async_nats::Client, limit: Duration) {
+    let probe = client.new_inbox();
+    if let Ok(mut sub) = client.subscribe(probe.clone()).await
+        && client.publish(probe, Bytes::new()).await.is_ok()
+        && client.flush().await.is_ok()
+    {
+        let _ = tokio::time::timeout(limit, sub.next()).await;
     }
 }
 
