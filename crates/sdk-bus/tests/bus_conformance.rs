@@ -125,6 +125,14 @@ async fn a_failed_event_is_dead_lettered_with_its_headers(mut f: Fixture) {
     assert_eq!(h("sdk-dlq-deliveries").as_deref(), Some("1"));
     assert_eq!(h("sdk-dlq-consumer").as_deref(), Some("serve"));
     assert!(h("sdk-dlq-time").is_some());
+    // Counted right after the dead letter is sent, which the subscriber may beat.
+    tokio::time::timeout(WAIT, async {
+        while bus.stats().dead_lettered < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the dead letter was counted");
     assert_eq!(bus.stats().dead_lettered, 1);
     service.abort();
 }

@@ -231,6 +231,14 @@ async fn a_message_that_always_fails_ends_in_the_dead_letter_stream_intact() {
         b"poison",
         "the payload is intact"
     );
+    // Counted right after the dead-letter publish is acked, which the listing may beat.
+    tokio::time::timeout(WAIT, async {
+        while bus.stats().dead_lettered < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the dead letter was counted");
     assert_eq!(bus.stats().dead_lettered, 1);
 
     // Replay puts it back on its subject and takes it out of the dead letters.
