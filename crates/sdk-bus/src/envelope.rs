@@ -403,33 +403,9 @@ pub fn percent_encode(value: &str) -> Cow<'_, str> {
 /// Decodes `%XX` sequences leniently: a value that is not percent-encoded, or whose
 /// sequences are broken or not UTF-8, is returned as it is.
 pub fn percent_decode(value: &str) -> Cow<'_, str> {
-    if !value.contains('%') {
-        return Cow::Borrowed(value);
-    }
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(_) => Cow::Borrowed(value),
-    }
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .unwrap_or(Cow::Borrowed(value))
 }
 
 fn from_structured(mut headers: Headers, payload: &[u8]) -> Result<Envelope, EnvelopeError> {

@@ -393,27 +393,10 @@ fn parse_pairs(field: &str, v: &str) -> Result<Vec<(String, String)>, ConfigErro
 }
 
 fn percent_decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| v.to_owned())
+    percent_encoding::percent_decode_str(v)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .unwrap_or_else(|_| v.to_owned())
 }
 
 impl TelemetryConfigBuilder {
