@@ -12,19 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
+use sdk_benches::{PAYLOAD, runtime};
 use sdk_bus::{Bus, BusConfig, Envelope, Source, SubjectPattern, TenantId};
 use sdk_testkit::NatsServer;
 
-const PAYLOAD: &[u8] = &[b'x'; 256];
 const BATCH: u64 = 1000;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// The CloudEvents header set a careful raw user builds by hand for each message.
 fn hand_built_headers(source: &str) -> async_nats::HeaderMap {

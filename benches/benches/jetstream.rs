@@ -13,19 +13,11 @@ use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
+use sdk_benches::{PAYLOAD, runtime};
 use sdk_bus::{Bus, BusConfig, ConsumerSpec, Envelope, Outcome, Source, StreamSpec, TenantId};
 use sdk_testkit::NatsServer;
 
-const PAYLOAD: &[u8] = &[b'x'; 256];
 const BATCH: usize = 1000;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn bench(c: &mut Criterion) {
     let rt = runtime();

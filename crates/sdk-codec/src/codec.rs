@@ -224,7 +224,10 @@ struct Inner {
 /// };
 /// let encoded = codec.encode(&msg)?;
 /// assert_eq!(encoded.content_type, "application/protobuf");
-/// assert_eq!(encoded.schema.as_ref().unwrap().to_string(), "urn:sdk:schema:sdk.v1.AgentMessage:v1");
+/// assert_eq!(
+///     encoded.schema.as_ref().map(|s| s.to_string()).as_deref(),
+///     Some("urn:sdk:schema:sdk.v1.AgentMessage:v1")
+/// );
 /// let back: AgentMessage = codec.decode(encoded.bytes.clone(), &encoded.meta())?;
 /// assert_eq!(back, msg);
 /// # Ok::<(), sdk_codec::CodecError>(())

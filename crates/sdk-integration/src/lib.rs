@@ -35,6 +35,14 @@ pub enum Error {
     Bus(#[from] BusError),
 }
 
+/// A process span in flight, with what ending it needs.
+#[derive(Debug)]
+struct Processing {
+    span: opentelemetry_sdk::trace::Span,
+    at: Instant,
+    template: String,
+}
+
 #[derive(Debug)]
 struct Tracing {
     tracer: opentelemetry_sdk::trace::SdkTracer,
@@ -249,15 +257,14 @@ impl Messenger {
                     (me.clone(), Arc::clone(&handler), group_name.clone());
                 async move {
                     let (cx, started) = me.process_span(&delivery, group_name.as_deref());
+                    let subject = delivery.subject.clone();
                     let outcome = async {
                         let request: T = me
                             .decode(&delivery.envelope)
                             .map_err(|e| ServiceFailure::new(codes::BAD_REQUEST, e.to_string()))?;
                         // The handler runs inside the process span: its logs carry the
                         // trace id, and what it publishes continues the trace.
-                        let answer = handler(request, delivery.clone())
-                            .with_context(cx.clone())
-                            .await?;
+                        let answer = handler(request, delivery).with_context(cx.clone()).await?;
                         let mut reply = me.envelope("sdk.reply", &answer).map_err(|e| {
                             ServiceFailure::new(codes::HANDLER_FAILED, e.to_string())
                         })?;
@@ -267,7 +274,7 @@ impl Messenger {
                         Ok(reply)
                     }
                     .await;
-                    me.end_process(&delivery, group_name.as_deref(), started, &outcome);
+                    me.end_process(&subject, started, &outcome);
                     outcome
                 }
             })
@@ -278,7 +285,7 @@ impl Messenger {
         &self,
         delivery: &Delivery,
         group: Option<&str>,
-    ) -> (Context, Option<(opentelemetry_sdk::trace::Span, Instant)>) {
+    ) -> (Context, Option<Processing>) {
         let Some(t) = self.tracing.as_ref() else {
             return (Context::current(), None);
         };
@@ -304,20 +311,33 @@ impl Messenger {
             tenant: delivery.subject.tenant(),
             error_type: None,
         });
-        (cx, Some((span, Instant::now())))
+        (
+            cx,
+            Some(Processing {
+                span,
+                at: Instant::now(),
+                template,
+            }),
+        )
     }
 
     fn end_process<R>(
         &self,
-        delivery: &Delivery,
-        _group: Option<&str>,
-        started: Option<(opentelemetry_sdk::trace::Span, Instant)>,
+        subject: &Subject,
+        started: Option<Processing>,
         outcome: &Result<R, ServiceFailure>,
     ) {
-        let (Some(t), Some((mut span, at))) = (self.tracing.as_ref(), started) else {
+        let (
+            Some(t),
+            Some(Processing {
+                mut span,
+                at,
+                template,
+            }),
+        ) = (self.tracing.as_ref(), started)
+        else {
             return;
         };
-        let template = delivery.subject.template();
         let code = outcome.as_ref().err().map(|f| f.code.to_string());
         if let (Err(f), Some(code)) = (outcome, &code) {
             semconv::record_error(&mut span, code, &f.message);
@@ -326,7 +346,7 @@ impl Messenger {
             &sdk_telemetry::MessageLabels {
                 operation: "process",
                 template: &template,
-                tenant: delivery.subject.tenant(),
+                tenant: subject.tenant(),
                 error_type: code.as_deref(),
             },
             at.elapsed().as_secs_f64(),
