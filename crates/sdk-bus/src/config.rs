@@ -68,6 +68,17 @@ pub enum Auth {
     CredsFile(PathBuf),
 }
 
+impl Auth {
+    /// The secret strings, to scrub from error texts.
+    pub(crate) fn secrets(&self) -> Vec<&str> {
+        match self {
+            Auth::Token(t) | Auth::NKey(t) => vec![t.expose()],
+            Auth::UserPassword { password, .. } => vec![password.expose()],
+            Auth::None | Auth::CredsFile(_) => Vec::new(),
+        }
+    }
+}
+
 /// TLS settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tls {
@@ -133,9 +144,44 @@ fn random_fraction(seed: usize) -> f64 {
     f
 }
 
+/// Replaces the user, password or token of every URL in `text` with `***`:
+/// `nats://user:pass@host:4222` becomes `nats://***@host:4222`.
+pub(crate) fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        match word.rfind('@') {
+            Some(at) => {
+                let start = word.find("://").map_or(0, |i| i + 3);
+                if start <= at {
+                    out.push_str(&word[..start]);
+                    out.push_str("***");
+                    out.push_str(&word[at..]);
+                } else {
+                    out.push_str(word);
+                }
+            }
+            None => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || matches!(c, ',' | '"' | '\'' | '(' | ')' | '[' | ']' | '<' | '>') {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// Everything needed to connect. Build it with [`BusConfig::builder`] or
-/// [`BusConfig::from_env`].
-#[derive(Debug, Clone)]
+/// [`BusConfig::from_env`]. Its `Debug` output hides credentials, including any
+/// written into a server URL.
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct BusConfig {
     pub(crate) servers: Vec<String>,
     pub(crate) auth: Auth,
@@ -147,8 +193,30 @@ pub struct BusConfig {
     pub(crate) reconnect_buffer: usize,
     pub(crate) subscription_capacity: usize,
     pub(crate) request_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     pub(crate) inbox_tenant: Option<TenantId>,
     pub(crate) max_payload: usize,
+}
+
+impl fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let servers: Vec<String> = self.servers.iter().map(|s| redact_urls(s)).collect();
+        f.debug_struct("BusConfig")
+            .field("servers", &servers)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .field("name", &self.name)
+            .field("ping_interval", &self.ping_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect", &self.reconnect)
+            .field("reconnect_buffer", &self.reconnect_buffer)
+            .field("subscription_capacity", &self.subscription_capacity)
+            .field("request_timeout", &self.request_timeout)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("inbox_tenant", &self.inbox_tenant)
+            .field("max_payload", &self.max_payload)
+            .finish()
+    }
 }
 
 impl Default for BusConfig {
@@ -164,6 +232,7 @@ impl Default for BusConfig {
             reconnect_buffer: 8 * 1024,
             subscription_capacity: 4 * 1024,
             request_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
             inbox_tenant: None,
             max_payload: 1024 * 1024,
         }
@@ -171,10 +240,19 @@ impl Default for BusConfig {
 }
 
 /// Builds a [`BusConfig`]; [`BusConfigBuilder::build`] checks every field.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct BusConfigBuilder {
     config: BusConfig,
     servers_text: Option<String>,
+}
+
+impl fmt::Debug for BusConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BusConfigBuilder")
+            .field("config", &self.config)
+            .field("servers", &self.servers_text.as_deref().map(redact_urls))
+            .finish()
+    }
 }
 
 impl BusConfig {
@@ -321,11 +399,13 @@ fn parse_num(field: &str, v: &str) -> Result<u64, ConfigError> {
 /// Checks one server URL: `nats://`, `tls://`, `ws://` or `wss://` (or a bare
 /// `host:port`), a host, and a port if one is given.
 fn check_url(url: &str) -> Result<(), String> {
+    // Errors name the URL without its credentials.
+    let shown = redact_urls(url);
     let rest = match url.split_once("://") {
         Some((scheme, rest)) => {
             if !matches!(scheme, "nats" | "tls" | "ws" | "wss") {
                 return Err(format!(
-                    "{url:?} has scheme {scheme:?}; use nats, tls, ws or wss"
+                    "{shown:?} has scheme {scheme:?}; use nats, tls, ws or wss"
                 ));
             }
             rest
@@ -335,13 +415,13 @@ fn check_url(url: &str) -> Result<(), String> {
     let host_port = rest.rsplit_once('@').map_or(rest, |(_, hp)| hp);
     let host_port = host_port.trim_end_matches('/');
     if host_port.contains(char::is_whitespace) {
-        return Err(format!("{url:?} contains whitespace"));
+        return Err(format!("{shown:?} contains whitespace"));
     }
     // `[v6-address]:port`, `host:port` or `host`.
     let (host, port) = match host_port.strip_prefix('[') {
         Some(v6) => match v6.split_once(']') {
             Some((h, rest)) => (h, rest.strip_prefix(':')),
-            None => return Err(format!("{url:?} has an unclosed [")),
+            None => return Err(format!("{shown:?} has an unclosed [")),
         },
         None => match host_port.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -349,12 +429,12 @@ fn check_url(url: &str) -> Result<(), String> {
         },
     };
     if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
+        return Err(format!("{shown:?} has no host"));
     }
     if let Some(port) = port
         && port.parse::<u16>().map_or(true, |p| p == 0)
     {
-        return Err(format!("{url:?} has an invalid port {port:?}"));
+        return Err(format!("{shown:?} has an invalid port {port:?}"));
     }
     Ok(())
 }
@@ -410,6 +490,12 @@ impl BusConfigBuilder {
         self.config.request_timeout = timeout;
         self
     }
+    /// How long [`crate::Bus::drain`] waits for running handlers to finish before it
+    /// closes the connection anyway (default 30 s).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.config.drain_timeout = timeout;
+        self
+    }
     /// Use `_INBOX.<tenant>` as the reply-inbox prefix, so request-reply works under
     /// per-tenant permissions (`sdk.<t>.>` plus `_INBOX.<t>.>`).
     pub fn inbox_tenant(mut self, tenant: &TenantId) -> Self {
@@ -436,7 +522,10 @@ impl BusConfigBuilder {
                 .map(str::to_owned)
                 .collect();
             if servers.is_empty() {
-                return Err(err("servers", format!("{text:?} lists no server")));
+                return Err(err(
+                    "servers",
+                    format!("{:?} lists no server", redact_urls(&text)),
+                ));
             }
             for url in &servers {
                 check_url(url).map_err(|reason| err("servers", reason))?;

@@ -9,39 +9,39 @@ use crate::headers::{HeaderError, Headers};
 use crate::subject::{SubjectError, TenantId, Token};
 
 /// Header names of the contract.
-pub mod names {
+pub(crate) mod names {
     /// `ce-specversion`, always `1.0` when we write.
-    pub const SPEC_VERSION: &str = "ce-specversion";
+    pub(crate) const SPEC_VERSION: &str = "ce-specversion";
     /// `ce-id`, unique per message.
-    pub const ID: &str = "ce-id";
+    pub(crate) const ID: &str = "ce-id";
     /// `ce-source`, `/<tenant>/<component>/<instance>`.
-    pub const SOURCE: &str = "ce-source";
+    pub(crate) const SOURCE: &str = "ce-source";
     /// `ce-type`, a dotted type name.
-    pub const TYPE: &str = "ce-type";
+    pub(crate) const TYPE: &str = "ce-type";
     /// `ce-time`, RFC 3339 UTC.
-    pub const TIME: &str = "ce-time";
+    pub(crate) const TIME: &str = "ce-time";
     /// `ce-datacontenttype`.
-    pub const DATA_CONTENT_TYPE: &str = "ce-datacontenttype";
+    pub(crate) const DATA_CONTENT_TYPE: &str = "ce-datacontenttype";
     /// `ce-dataschema`.
-    pub const DATA_SCHEMA: &str = "ce-dataschema";
+    pub(crate) const DATA_SCHEMA: &str = "ce-dataschema";
     /// `ce-subject`.
-    pub const SUBJECT: &str = "ce-subject";
+    pub(crate) const SUBJECT: &str = "ce-subject";
     /// `ce-tenantid`.
-    pub const TENANT_ID: &str = "ce-tenantid";
+    pub(crate) const TENANT_ID: &str = "ce-tenantid";
     /// `ce-correlationid`.
-    pub const CORRELATION_ID: &str = "ce-correlationid";
+    pub(crate) const CORRELATION_ID: &str = "ce-correlationid";
     /// `ce-causationid`.
-    pub const CAUSATION_ID: &str = "ce-causationid";
+    pub(crate) const CAUSATION_ID: &str = "ce-causationid";
     /// `Content-Type`, the fallback for `ce-datacontenttype`.
-    pub const CONTENT_TYPE: &str = "content-type";
+    pub(crate) const CONTENT_TYPE: &str = "content-type";
     /// `Content-Encoding`: `zstd` when the payload was compressed after encoding.
-    pub const CONTENT_ENCODING: &str = "Content-Encoding";
+    pub(crate) const CONTENT_ENCODING: &str = "Content-Encoding";
     /// `Nats-Service-Error`: the text of a failed request.
-    pub const SERVICE_ERROR: &str = "Nats-Service-Error";
+    pub(crate) const SERVICE_ERROR: &str = "Nats-Service-Error";
     /// `Nats-Service-Error-Code`: the numeric code of a failed request.
-    pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
+    pub(crate) const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
     /// `Nats-Msg-Id`: JetStream de-duplication id.
-    pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
+    pub(crate) const NATS_MSG_ID: &str = "Nats-Msg-Id";
 }
 
 /// The CloudEvents spec version we write.
@@ -82,20 +82,20 @@ pub enum EnvelopeError {
 
 /// The producer of a message: `/<tenant>/<component>/<instance>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
+pub struct EventSource {
     tenant: TenantId,
     uri: String,
 }
 
-impl Source {
+impl EventSource {
     /// A source for one instance of a component of a tenant.
     ///
     /// # Errors
     /// [`SubjectError::InvalidToken`] for a bad component or instance.
-    pub fn new(tenant: &TenantId, component: &str, instance: &str) -> Result<Source, SubjectError> {
+    pub fn new(tenant: &TenantId, component: &str, instance: &str) -> Result<EventSource, SubjectError> {
         let c = Token::new("component", component)?;
         let i = Token::new("instance id", instance)?;
-        Ok(Source {
+        Ok(EventSource {
             tenant: tenant.clone(),
             uri: format!("/{tenant}/{c}/{i}"),
         })
@@ -132,8 +132,8 @@ impl Envelope {
     /// Starts an envelope of `event_type` from `source`.
     ///
     /// ```
-    /// use sdk_bus::{Envelope, Source, TenantId};
-    /// let source = Source::new(&TenantId::new("acme")?, "agent", "planner-1")?;
+    /// use sdk_bus::{Envelope, EventSource, TenantId};
+    /// let source = EventSource::new(&TenantId::new("acme")?, "agent", "planner-1")?;
     /// let env = Envelope::builder(&source, "sdk.agent.message")
     ///     .content_type("application/json")
     ///     .correlation_id("r-7")
@@ -144,7 +144,7 @@ impl Envelope {
     /// assert_eq!(env.id().map(|id| id.len()), Some(22));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn builder(source: &Source, event_type: &str) -> EnvelopeBuilder {
+    pub fn builder(source: &EventSource, event_type: &str) -> EnvelopeBuilder {
         let mut headers = Headers::with_capacity(10);
         headers.push_trusted(names::SPEC_VERSION, SPEC_VERSION.to_owned());
         headers.push_trusted(names::ID, new_id());
@@ -183,10 +183,10 @@ impl Envelope {
         Ok(Envelope { headers, payload })
     }
 
-    /// No headers, no payload.
-    pub(crate) fn empty() -> Envelope {
+    /// The same headers, without the payload.
+    pub(crate) fn attributes_only(&self) -> Envelope {
         Envelope {
-            headers: Headers::new(),
+            headers: self.headers.clone(),
             payload: Bytes::new(),
         }
     }
@@ -381,7 +381,7 @@ fn now_rfc3339() -> String {
 
 /// Percent-encodes what the CloudEvents binding requires: space, `"`, `%`, and
 /// anything outside printable ASCII.
-pub fn percent_encode(value: &str) -> Cow<'_, str> {
+pub(crate) fn percent_encode(value: &str) -> Cow<'_, str> {
     let needs = |b: u8| !(0x21..=0x7e).contains(&b) || b == b'"' || b == b'%';
     if !value.bytes().any(needs) {
         return Cow::Borrowed(value);
@@ -402,7 +402,7 @@ pub fn percent_encode(value: &str) -> Cow<'_, str> {
 
 /// Decodes `%XX` sequences leniently: a value that is not percent-encoded, or whose
 /// sequences are broken or not UTF-8, is returned as it is.
-pub fn percent_decode(value: &str) -> Cow<'_, str> {
+pub(crate) fn percent_decode(value: &str) -> Cow<'_, str> {
     percent_encoding::percent_decode_str(value)
         .decode_utf8()
         .unwrap_or(Cow::Borrowed(value))

@@ -1,8 +1,13 @@
-//! Errors of the bus.
+//! Errors of the bus. Each variant says what failed and where; the client library's
+//! own error is kept as the source, never flattened into text.
 
 use std::time::Duration;
 
+use crate::events::Operation;
 use crate::{ConfigError, EnvelopeError, SubjectError};
+
+/// The client library's error behind a failure.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What can go wrong on the bus.
 #[derive(Debug, thiserror::Error)]
@@ -20,13 +25,14 @@ pub enum BusError {
     /// A header name or value is not allowed.
     #[error(transparent)]
     Header(#[from] crate::HeaderError),
-    /// Connecting failed.
-    #[error("cannot connect to NATS at {servers}: {reason}")]
+    /// Connecting failed. `servers` has any user, password or token removed.
+    #[error("cannot connect to NATS at {servers}")]
     Connect {
-        /// The servers that were tried.
+        /// The servers that were tried, without credentials.
         servers: String,
-        /// The client's reason.
-        reason: String,
+        /// The client's error, with credentials removed from its text.
+        #[source]
+        source: Cause,
     },
     /// Headers plus payload exceed the server's `max_payload`.
     #[error(
@@ -51,26 +57,28 @@ pub enum BusError {
         limit: usize,
     },
     /// The client could not take a publish.
-    #[error("publish to {subject} failed: {reason}")]
+    #[error("publish to {subject} failed")]
     Publish {
         /// The subject.
         subject: String,
-        /// Why.
-        reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
     },
     /// Subscribing failed.
-    #[error("subscribe to {subject} failed: {reason}")]
+    #[error("subscribe to {subject} failed")]
     Subscribe {
         /// The subject or pattern.
         subject: String,
-        /// Why.
-        reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
     },
     /// The server refused an operation under this connection's permissions.
     #[error("permission denied: this connection may not {operation} {subject:?}")]
     PermissionDenied {
-        /// `publish to` or `subscribe to`.
-        operation: &'static str,
+        /// What was refused.
+        operation: Operation,
         /// The subject.
         subject: String,
     },
@@ -83,7 +91,7 @@ pub enum BusError {
         after: Duration,
     },
     /// Nobody listens on the request's subject.
-    #[error("no responders for {subject}")]
+    #[error("no responders for {subject}: no service is subscribed to it")]
     NoResponders {
         /// The subject.
         subject: String,
@@ -97,28 +105,48 @@ pub enum BusError {
         message: String,
     },
     /// A request failed for another reason.
-    #[error("request to {subject} failed: {reason}")]
+    #[error("request to {subject} failed")]
     Request {
         /// The subject.
         subject: String,
-        /// Why.
-        reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
+    },
+    /// A reply was not sent: its subject is not an inbox of the request's tenant
+    /// (`_INBOX.<tenant>.…`), so answering there could write into another tenant.
+    #[error("reply to {reply:?} refused: replies go only to the inbox of tenant {tenant}, _INBOX.{tenant}.<id>")]
+    ReplyRefused {
+        /// The reply subject the request named.
+        reply: String,
+        /// The request's tenant.
+        tenant: crate::TenantId,
     },
     /// Flushing or draining failed.
-    #[error("{operation} failed: {reason}")]
+    #[error("{operation} failed")]
     Connection {
         /// `flush` or `drain`.
         operation: &'static str,
-        /// Why.
-        reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
+    },
+    /// No JetStream stream captures the subject: the message was not stored.
+    #[error(
+        "no JetStream stream captures {subject}: create one with JetStream::ensure_stream (e.g. StreamSpec::events()) before publishing"
+    )]
+    NoStream {
+        /// The subject.
+        subject: String,
     },
     /// A JetStream operation failed.
-    #[error("JetStream {operation} failed: {reason}")]
+    #[error("JetStream {operation} failed")]
     JetStream {
         /// What was being done: `publish`, `publish ack`, `ensure stream`, ...
         operation: &'static str,
-        /// Why.
-        reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
     },
     /// A compare-and-set lost to a concurrent writer.
     #[error("conflict on {what}: {reason}")]
@@ -159,11 +187,46 @@ impl BusError {
             BusError::NoResponders { .. } => "no_responders",
             BusError::ServiceError { .. } => "service_error",
             BusError::Request { .. } => "request",
+            BusError::ReplyRefused { .. } => "reply_refused",
             BusError::Connection { .. } => "connection",
+            BusError::NoStream { .. } => "no_stream",
             BusError::JetStream { .. } => "jetstream",
             BusError::Conflict { .. } => "conflict",
             BusError::Unsupported { .. } => "unsupported",
             BusError::Closed => "closed",
         }
+    }
+
+    /// Whether trying the same operation again later can succeed: timeouts, lost
+    /// connections, a full reconnect buffer, a 503 or 408 from a service, and
+    /// JetStream failures other than a missing stream. A bad message, a missing
+    /// stream, a refused permission or a conflict will fail the same way again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BusError::Timeout { .. }
+            | BusError::ReconnectBufferFull { .. }
+            | BusError::NoResponders { .. }
+            | BusError::Publish { .. }
+            | BusError::Request { .. }
+            | BusError::Connection { .. }
+            | BusError::JetStream { .. } => true,
+            BusError::ServiceError { code, .. } => matches!(code, 408 | 503),
+            _ => false,
+        }
+    }
+}
+
+/// A client error's text as the source of a [`BusError`], with `secrets` removed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Scrubbed(pub(crate) String);
+
+impl Scrubbed {
+    pub(crate) fn new(text: &str, secrets: &[&str]) -> Scrubbed {
+        let mut out = crate::config::redact_urls(text);
+        for s in secrets.iter().filter(|s| !s.is_empty()) {
+            out = out.replace(s, "***");
+        }
+        Scrubbed(out)
     }
 }

@@ -4,6 +4,58 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::broadcast;
 
+/// What the server refused under the connection's permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Publishing to a subject.
+    Publish,
+    /// Subscribing to a subject or pattern.
+    Subscribe,
+}
+
+impl Operation {
+    /// `publish to` or `subscribe to`, as the error messages say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Publish => "publish to",
+            Operation::Subscribe => "subscribe to",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A JetStream acknowledgement sent to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AckOperation {
+    /// Done.
+    Ack,
+    /// Redeliver later.
+    Nak,
+    /// Never redeliver.
+    Term,
+    /// Still working: reset the ack wait.
+    Progress,
+}
+
+impl AckOperation {
+    /// `ack`, `nak`, `term` or `progress`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckOperation::Ack => "ack",
+            AckOperation::Nak => "nak",
+            AckOperation::Term => "term",
+            AckOperation::Progress => "progress",
+        }
+    }
+}
+
 /// Something the application should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -23,8 +75,8 @@ pub enum BusEvent {
     },
     /// The server refused an operation under this connection's permissions.
     PermissionViolation {
-        /// `publish to` or `subscribe to`.
-        operation: &'static str,
+        /// What was refused.
+        operation: Operation,
         /// The subject.
         subject: String,
     },
@@ -37,11 +89,27 @@ pub enum BusEvent {
         /// Why.
         reason: String,
     },
-    /// A handler failed on a message that had no reply subject; it was dead-lettered.
+    /// A reply was not sent because its reply subject is not an inbox of the
+    /// request's tenant (`_INBOX.<tenant>.…`).
+    ReplyRefused {
+        /// The subject of the request.
+        subject: String,
+        /// The reply subject it named.
+        reply: String,
+    },
+    /// A message was dead-lettered.
     DeadLettered {
         /// The original subject.
         subject: String,
-        /// The handler's error.
+        /// Why.
+        reason: String,
+    },
+    /// A dead letter could not be stored; the message stays with its consumer and is
+    /// tried again.
+    DeadLetterFailed {
+        /// The original subject.
+        subject: String,
+        /// Why the dead letter failed.
         reason: String,
     },
     /// A reply, error reply or dead letter could not be sent.
@@ -50,6 +118,32 @@ pub enum BusEvent {
         subject: String,
         /// Why.
         reason: String,
+    },
+    /// A JetStream ack, nak, term or progress could not be sent.
+    AckFailed {
+        /// The subject of the message.
+        subject: String,
+        /// Which acknowledgement.
+        operation: AckOperation,
+        /// Why.
+        reason: String,
+    },
+    /// Pulling the next batch of a JetStream consumer failed; the consumer goes on.
+    PullFailed {
+        /// The durable name.
+        consumer: String,
+        /// Why.
+        reason: String,
+    },
+    /// A handler ran past its timeout.
+    HandlerTimedOut {
+        /// The subject of the message.
+        subject: String,
+    },
+    /// A request was answered 503 because every handler was busy and the queue full.
+    Overloaded {
+        /// The subject of the request.
+        subject: String,
     },
     /// Another error the server reported.
     ServerError(String),
@@ -77,10 +171,22 @@ pub struct BusStats {
     pub reconnects: u64,
     /// Operations the server refused for permissions.
     pub permission_violations: u64,
-    /// Messages sent to a dead-letter subject.
+    /// Replies not sent because the reply subject was not the request tenant's inbox.
+    pub refused_replies: u64,
+    /// Messages stored as dead letters.
     pub dead_lettered: u64,
+    /// Dead letters that could not be stored (the message was kept and retried).
+    pub dead_letter_failures: u64,
     /// Replies, error replies or dead letters that could not be sent.
     pub settle_failures: u64,
+    /// JetStream acks, naks, terms and progress acks that could not be sent.
+    pub ack_failures: u64,
+    /// Failed pulls of a JetStream consumer.
+    pub pull_failures: u64,
+    /// Handlers that ran past their timeout.
+    pub handler_timeouts: u64,
+    /// Requests answered 503 because the service was overloaded or draining.
+    pub overloaded: u64,
 }
 
 #[derive(Debug, Default)]
@@ -92,34 +198,63 @@ pub(crate) struct Counters {
     pub(crate) slow_consumers: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) permission_violations: AtomicU64,
+    pub(crate) refused_replies: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    pub(crate) dead_letter_failures: AtomicU64,
     pub(crate) settle_failures: AtomicU64,
+    pub(crate) ack_failures: AtomicU64,
+    pub(crate) pull_failures: AtomicU64,
+    pub(crate) handler_timeouts: AtomicU64,
+    pub(crate) overloaded: AtomicU64,
     /// Publishes made since the connection dropped.
     pub(crate) buffered_while_down: AtomicUsize,
 }
 
-/// State shared by a bus, its transport and its subscriptions.
+/// The events and counters of one bus, shared by its transport, subscriptions,
+/// services and consumers.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct Monitor {
     pub(crate) events: broadcast::Sender<BusEvent>,
     pub(crate) counters: Counters,
 }
 
-impl Shared {
-    pub(crate) fn new() -> Shared {
-        Shared {
+impl Monitor {
+    pub(crate) fn new() -> Monitor {
+        Monitor {
             events: broadcast::channel(1024).0,
             counters: Counters::default(),
         }
     }
 
+    /// Sends `event` to every listener. No listener is fine: the counters still hold
+    /// the fact, so the send result carries nothing to report.
     pub(crate) fn emit(&self, event: BusEvent) {
-        // No receiver is fine: the counters still hold the fact.
-        let _ = self.events.send(event);
+        if self.events.receiver_count() > 0 {
+            self.events.send(event).ok();
+        }
     }
 
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts and reports a failed ack, nak, term or progress.
+    pub(crate) fn ack_failed(&self, subject: &str, operation: AckOperation, reason: String) {
+        Monitor::bump(&self.counters.ack_failures);
+        self.emit(BusEvent::AckFailed {
+            subject: subject.to_owned(),
+            operation,
+            reason,
+        });
+    }
+
+    /// Counts and reports a reply, error reply or dead letter that could not be sent.
+    pub(crate) fn settle_failed(&self, subject: &str, reason: String) {
+        Monitor::bump(&self.counters.settle_failures);
+        self.emit(BusEvent::SettleFailed {
+            subject: subject.to_owned(),
+            reason,
+        });
     }
 
     pub(crate) fn stats(&self) -> BusStats {
@@ -133,21 +268,27 @@ impl Shared {
             slow_consumers: get(&c.slow_consumers),
             reconnects: get(&c.reconnects),
             permission_violations: get(&c.permission_violations),
+            refused_replies: get(&c.refused_replies),
             dead_lettered: get(&c.dead_lettered),
+            dead_letter_failures: get(&c.dead_letter_failures),
             settle_failures: get(&c.settle_failures),
+            ack_failures: get(&c.ack_failures),
+            pull_failures: get(&c.pull_failures),
+            handler_timeouts: get(&c.handler_timeouts),
+            overloaded: get(&c.overloaded),
         }
     }
 }
 
 /// Parses the server's `Permissions Violation for Publish to "x"` text.
-pub(crate) fn permission_violation(text: &str) -> Option<(&'static str, String)> {
+pub(crate) fn permission_violation(text: &str) -> Option<(Operation, String)> {
     let lower = text.to_ascii_lowercase();
     let idx = lower.find("permissions violation for ")?;
     let rest = &lower[idx + "permissions violation for ".len()..];
     let operation = if rest.starts_with("publish") {
-        "publish to"
+        Operation::Publish
     } else if rest.starts_with("subscription") {
-        "subscribe to"
+        Operation::Subscribe
     } else {
         return None;
     };
@@ -166,13 +307,13 @@ mod tests {
     fn permission_violations_are_parsed() {
         assert_eq!(
             permission_violation("Permissions Violation for Publish to \"sdk.Beta.x\""),
-            Some(("publish to", "sdk.Beta.x".to_owned()))
+            Some((Operation::Publish, "sdk.Beta.x".to_owned()))
         );
         assert_eq!(
             permission_violation(
                 "permissions violation for subscription to \"sdk.b.>\" using queue \"q\""
             ),
-            Some(("subscribe to", "sdk.b.>".to_owned()))
+            Some((Operation::Subscribe, "sdk.b.>".to_owned()))
         );
         assert_eq!(permission_violation("authorization violation"), None);
     }

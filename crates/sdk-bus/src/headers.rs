@@ -131,6 +131,13 @@ impl Headers {
         self.entries.push((Cow::Borrowed(name), value));
     }
 
+    /// Copies a header from another valid header map (checked when it was read or
+    /// inserted there).
+    pub(crate) fn push_copied(&mut self, name: &str, value: &str) {
+        self.entries
+            .push((Cow::Owned(name.to_owned()), value.to_owned()));
+    }
+
     /// The first value of `name`, matched case-insensitively.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.entries
@@ -140,7 +147,7 @@ impl Headers {
     }
 
     /// Whether `name` appears more than once (in any case) with different values.
-    pub fn has_conflicting(&self, name: &str) -> bool {
+    pub(crate) fn values_differ(&self, name: &str) -> bool {
         let mut first: Option<&str> = None;
         for (k, v) in &self.entries {
             if k.eq_ignore_ascii_case(name) {

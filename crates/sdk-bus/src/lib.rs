@@ -6,24 +6,29 @@ mod envelope;
 mod error;
 mod events;
 mod headers;
-mod jetstream;
-mod memory;
-mod nats;
+pub mod jetstream;
+mod service;
+mod settle;
 mod subject;
+mod subscription;
+mod transport;
+mod worker_pool;
 
-pub use bus::{
-    Bus, ConnectionStatus, Delivery, ServerDetails, Service, ServiceFailure, Subscription, codes,
-};
+pub use bus::Bus;
 pub use config::{Auth, BusConfig, BusConfigBuilder, ConfigError, ReconnectPolicy, Secret, Tls};
 pub use envelope::{
-    Envelope, EnvelopeBuilder, EnvelopeError, SPEC_VERSION, Source, names, new_id, new_time,
-    percent_decode, percent_encode,
+    Envelope, EnvelopeBuilder, EnvelopeError, EventSource, SPEC_VERSION, new_id, new_time,
 };
-pub use error::BusError;
-pub use events::{BusEvent, BusStats};
+pub use error::{BusError, Cause};
+pub use events::{AckOperation, BusEvent, BusStats, Operation};
 pub use headers::{HeaderError, Headers};
-pub use jetstream::{
-    ConsumerSpec, DeadLetter, Discard, Idempotency, JetStream, JsDelivery, Outcome, PendingAck,
-    PublishAck, PublishOptions, StateChange, StateStore, Storage, StreamSpec, Worker, dlq_headers,
-};
+pub use jetstream::JetStream;
+pub use jetstream::consumer::{ConsumerSpec, JetStreamDelivery, Outcome, Worker};
+pub use jetstream::publish::PublishOptions;
+pub use jetstream::stream::StreamSpec;
+pub use service::{ServeOptions, Service, ServiceCode, ServiceFailure};
 pub use subject::{Family, Subject, SubjectError, SubjectPattern, TenantId, TenantScope, Token};
+pub use subscription::{Delivery, Subscription};
+pub use transport::{ConnectionStatus, ServerDetails};
+
+pub(crate) use envelope::names;

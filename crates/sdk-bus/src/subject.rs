@@ -157,6 +157,7 @@ pub enum Family {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Subject {
     text: String,
+    tenant: TenantId,
     tenant_end: usize,
     family: Family,
 }
@@ -174,6 +175,7 @@ impl Subject {
         }
         Subject {
             text,
+            tenant: tenant.clone(),
             tenant_end,
             family,
         }
@@ -287,6 +289,7 @@ impl Subject {
         text.push_str(rest);
         Subject {
             text,
+            tenant: self.tenant.clone(),
             tenant_end: self.tenant_end,
             family: Family::DeadLetter,
         }
@@ -328,6 +331,7 @@ impl Subject {
         };
         Ok(Subject {
             text: subject.to_owned(),
+            tenant: TenantId(tokens[1].to_owned()),
             tenant_end: PREFIX.len() + 1 + tokens[1].len(),
             family,
         })
@@ -338,9 +342,9 @@ impl Subject {
         &self.text
     }
 
-    /// The tenant token.
-    pub fn tenant(&self) -> &str {
-        &self.text[PREFIX.len() + 1..self.tenant_end]
+    /// The tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
     }
 
     /// The family this subject belongs to.
@@ -389,7 +393,10 @@ impl fmt::Display for Subject {
 /// A subscription pattern: tokens, `*` for exactly one token, and a final `>` for one
 /// or more.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SubjectPattern(String);
+pub struct SubjectPattern {
+    text: String,
+    tenant: Option<TenantId>,
+}
 
 impl SubjectPattern {
     /// Parses a pattern such as `sdk.*.rag.query` or `sdk.acme.events.>`.
@@ -417,7 +424,11 @@ impl SubjectPattern {
                 t => check("token", t, false)?,
             }
         }
-        Ok(SubjectPattern(pattern.to_owned()))
+        let tenant = (tokens[1] != "*" && tokens[1] != ">").then(|| TenantId(tokens[1].to_owned()));
+        Ok(SubjectPattern {
+            text: pattern.to_owned(),
+            tenant,
+        })
     }
 
     /// `sdk.*.<component>.<action>`: a shared service that serves every tenant.
@@ -427,29 +438,40 @@ impl SubjectPattern {
     pub fn all_tenants(component: &str, action: &str) -> Result<SubjectPattern, SubjectError> {
         let c = Token::new("component", component)?;
         let a = Token::new("action", action)?;
-        Ok(SubjectPattern(format!("sdk.*.{c}.{a}")))
+        Ok(SubjectPattern {
+            text: format!("sdk.*.{c}.{a}"),
+            tenant: None,
+        })
     }
 
     /// The pattern as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The tenant, when the pattern names one (not `*` or `>`).
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
     }
 
     /// Whether `subject` matches this pattern.
     pub fn matches(&self, subject: &str) -> bool {
-        pattern_matches(&self.0, subject)
+        pattern_matches(&self.text, subject)
     }
 }
 
 impl fmt::Display for SubjectPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
 impl From<&Subject> for SubjectPattern {
     fn from(subject: &Subject) -> SubjectPattern {
-        SubjectPattern(subject.text.clone())
+        SubjectPattern {
+            text: subject.text.clone(),
+            tenant: Some(subject.tenant.clone()),
+        }
     }
 }
 

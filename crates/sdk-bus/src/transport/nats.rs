@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::bus::RawMessage;
+use super::RawMessage;
 use crate::config::Auth;
-use crate::events::{BusEvent, Shared, permission_violation};
+use crate::events::{BusEvent, Monitor, permission_violation};
+use crate::error::Scrubbed;
 use crate::{BusConfig, BusError, ConfigError, Headers};
 
 pub(crate) async fn connect(
     config: &BusConfig,
-    shared: Arc<Shared>,
+    monitor: Arc<Monitor>,
 ) -> Result<async_nats::Client, BusError> {
     if config.servers.is_empty() {
         return Err(ConfigError {
@@ -22,12 +23,12 @@ pub(crate) async fn connect(
         }
         .into());
     }
-    let servers_text = config.servers.join(",");
+    let servers_text = crate::config::redact_urls(&config.servers.join(","));
     let mut addrs = Vec::with_capacity(config.servers.len());
     for url in &config.servers {
         let addr: async_nats::ServerAddr = url.parse().map_err(|e| ConfigError {
             field: "servers".into(),
-            reason: format!("{url:?}: {e}"),
+            reason: format!("{:?}: {e}", crate::config::redact_urls(url)),
         })?;
         addrs.push(addr);
     }
@@ -41,7 +42,7 @@ pub(crate) async fn connect(
         .request_timeout(Some(config.request_timeout))
         .max_reconnects(policy.max_attempts)
         .reconnect_delay_callback(move |attempt| policy.delay(attempt))
-        .event_callback(event_handler(shared));
+        .event_callback(event_handler(monitor));
     if let Some(name) = &config.name {
         options = options.name(name);
     }
@@ -74,23 +75,23 @@ pub(crate) async fn connect(
     }
     options.connect(addrs).await.map_err(|e| BusError::Connect {
         servers: servers_text,
-        reason: e.to_string(),
+        source: Box::new(Scrubbed::new(&e.to_string(), &config.auth.secrets())),
     })
 }
 
 fn event_handler(
-    shared: Arc<Shared>,
+    monitor: Arc<Monitor>,
 ) -> impl Fn(async_nats::Event) -> std::future::Ready<()> + Send + Sync + 'static {
     let was_connected = Arc::new(AtomicBool::new(false));
     move |event| {
         let mapped = match event {
             async_nats::Event::Connected => {
-                shared
+                monitor
                     .counters
                     .buffered_while_down
                     .store(0, Ordering::Relaxed);
                 if was_connected.swap(true, Ordering::Relaxed) {
-                    Shared::bump(&shared.counters.reconnects);
+                    Monitor::bump(&monitor.counters.reconnects);
                     BusEvent::Reconnected
                 } else {
                     BusEvent::Connected
@@ -99,7 +100,7 @@ fn event_handler(
             async_nats::Event::Disconnected => BusEvent::Disconnected,
             async_nats::Event::LameDuckMode => BusEvent::LameDuck,
             async_nats::Event::SlowConsumer(sid) => {
-                Shared::bump(&shared.counters.slow_consumers);
+                Monitor::bump(&monitor.counters.slow_consumers);
                 BusEvent::SlowConsumer {
                     subscription: sid.to_string(),
                 }
@@ -108,7 +109,7 @@ fn event_handler(
                 let text = e.to_string();
                 match permission_violation(&text) {
                     Some((operation, subject)) => {
-                        Shared::bump(&shared.counters.permission_violations);
+                        Monitor::bump(&monitor.counters.permission_violations);
                         BusEvent::PermissionViolation { operation, subject }
                     }
                     None => BusEvent::ServerError(text),
@@ -118,70 +119,130 @@ fn event_handler(
             async_nats::Event::Closed => BusEvent::Closed,
             async_nats::Event::Draining => return std::future::ready(()),
         };
-        shared.emit(mapped);
+        monitor.emit(mapped);
         std::future::ready(())
+    }
+}
+
+/// A received async-nats message as the transport hands it on.
+pub(crate) fn raw_message(m: async_nats::Message) -> RawMessage {
+    RawMessage {
+        subject: m.subject.to_string(),
+        reply: m.reply.map(|r| r.to_string()),
+        headers: Headers::from_nats(m.headers.as_ref()),
+        payload: m.payload,
     }
 }
 
 pub(crate) async fn publish(
     client: &async_nats::Client,
-    subject: &str,
-    reply: Option<String>,
-    headers: Headers,
-    payload: Bytes,
+    msg: RawMessage,
+    config: &BusConfig,
+    monitor: &Monitor,
 ) -> Result<(), BusError> {
-    let fail = |e: async_nats::PublishError| BusError::Publish {
+    if client.connection_state() != async_nats::connection::State::Connected {
+        let limit = config.reconnect_buffer;
+        let buffered = &monitor.counters.buffered_while_down;
+        if buffered.fetch_add(1, Ordering::Relaxed) >= limit {
+            buffered.fetch_sub(1, Ordering::Relaxed);
+            return Err(BusError::ReconnectBufferFull {
+                subject: msg.subject,
+                limit,
+            });
+        }
+    }
+    let RawMessage {
+        subject,
+        reply,
+        headers,
+        payload,
+    } = msg;
+    let fail = |e: async_nats::PublishError, subject: &str| BusError::Publish {
         subject: subject.to_owned(),
-        reason: e.to_string(),
+        source: Box::new(e),
     };
-    let subject_owned = subject.to_owned();
-    match (reply, headers.is_empty()) {
-        (None, true) => client.publish(subject_owned, payload).await.map_err(fail),
-        (None, false) => client
-            .publish_with_headers(subject_owned, headers.into_nats(), payload)
-            .await
-            .map_err(fail),
-        (Some(r), true) => client
-            .publish_with_reply(subject_owned, r, payload)
-            .await
-            .map_err(fail),
-        (Some(r), false) => client
-            .publish_with_reply_and_headers(subject_owned, r, headers.into_nats(), payload)
-            .await
-            .map_err(fail),
+    let result = match (reply, headers.is_empty()) {
+        (None, true) => client.publish(subject.clone(), payload).await,
+        (None, false) => {
+            client
+                .publish_with_headers(subject.clone(), headers.into_nats(), payload)
+                .await
+        }
+        (Some(r), true) => client.publish_with_reply(subject.clone(), r, payload).await,
+        (Some(r), false) => {
+            client
+                .publish_with_reply_and_headers(subject.clone(), r, headers.into_nats(), payload)
+                .await
+        }
+    };
+    result.map_err(|e| fail(e, &subject))
+}
+
+pub(crate) async fn subscribe(
+    client: &async_nats::Client,
+    pattern: &str,
+    group: Option<&str>,
+) -> Result<async_nats::Subscriber, BusError> {
+    let result = match group {
+        Some(g) => {
+            client
+                .queue_subscribe(pattern.to_owned(), g.to_owned())
+                .await
+        }
+        None => client.subscribe(pattern.to_owned()).await,
+    };
+    result.map_err(|e| BusError::Subscribe {
+        subject: pattern.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+/// A request. Without `own_inbox` the reply comes back through the client's shared
+/// reply subscription; with it, to that inbox (one SUB and UNSUB more).
+pub(crate) async fn request(
+    client: &async_nats::Client,
+    msg: RawMessage,
+    own_inbox: Option<String>,
+    timeout: Duration,
+) -> Result<RawMessage, BusError> {
+    let subject = msg.subject;
+    let mut request = async_nats::Request::new()
+        .headers(msg.headers.into_nats())
+        .payload(msg.payload)
+        .timeout(Some(timeout));
+    if let Some(inbox) = own_inbox {
+        request = request.inbox(inbox);
+    }
+    match client.send_request(subject.clone(), request).await {
+        Ok(m) => Ok(raw_message(m)),
+        Err(e) => Err(match e.kind() {
+            async_nats::RequestErrorKind::TimedOut => BusError::Timeout {
+                subject,
+                after: timeout,
+            },
+            async_nats::RequestErrorKind::NoResponders => BusError::NoResponders { subject },
+            _ => BusError::Request {
+                subject,
+                source: Box::new(e),
+            },
+        }),
     }
 }
 
-pub(crate) async fn request(
-    client: &async_nats::Client,
-    subject: &str,
-    headers: Headers,
-    payload: Bytes,
-    timeout: Duration,
-) -> Result<RawMessage, BusError> {
-    let request = async_nats::Request::new()
-        .headers(headers.into_nats())
-        .payload(payload)
-        .timeout(Some(timeout));
-    match client.send_request(subject.to_owned(), request).await {
-        Ok(m) => Ok(RawMessage {
-            subject: m.subject.to_string(),
-            reply: None,
-            headers: Headers::from_nats(m.headers.as_ref()),
-            payload: m.payload,
-        }),
-        Err(e) => Err(match e.kind() {
-            async_nats::RequestErrorKind::TimedOut => BusError::Timeout {
-                subject: subject.to_owned(),
-                after: timeout,
-            },
-            async_nats::RequestErrorKind::NoResponders => BusError::NoResponders {
-                subject: subject.to_owned(),
-            },
-            _ => BusError::Request {
-                subject: subject.to_owned(),
-                reason: e.to_string(),
-            },
-        }),
+/// A message through the server and back on this connection. The server handles a
+/// connection's commands in order, so once it returns, everything sent before it has
+/// been processed, and everything the server sent before it has been read. It rides
+/// an inbox under `inbox_prefix`, which the connection may use; if it cannot (no
+/// permission), it gives up after `limit`.
+pub(crate) async fn round_trip(client: &async_nats::Client, inbox_prefix: &str, limit: Duration) {
+    let probe = format!("{inbox_prefix}.{}", nuid::next());
+    let Ok(mut sub) = client.subscribe(probe.clone()).await else {
+        return;
+    };
+    if client.publish(probe, Bytes::new()).await.is_ok() && client.flush().await.is_ok() {
+        // A timeout only means the probe did not come back: nothing else to do.
+        tokio::time::timeout(limit, futures::StreamExt::next(&mut sub))
+            .await
+            .ok();
     }
 }

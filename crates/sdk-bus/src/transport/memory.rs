@@ -7,11 +7,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::bus::RawMessage;
-use crate::events::{BusEvent, Shared};
+use super::RawMessage;
+use crate::BusError;
+use crate::events::{BusEvent, Monitor};
 use crate::subject::pattern_matches;
 
 #[derive(Debug)]
@@ -34,9 +36,21 @@ pub(crate) struct MemoryTransport {
 /// Removes its entry from the router when dropped.
 #[derive(Debug)]
 pub(crate) struct MemorySubscription {
-    pub(crate) rx: mpsc::Receiver<RawMessage>,
+    rx: mpsc::Receiver<RawMessage>,
     id: u64,
     router: Arc<MemoryTransport>,
+}
+
+impl MemorySubscription {
+    pub(crate) async fn next(&mut self) -> Option<RawMessage> {
+        self.rx.recv().await
+    }
+
+    /// No new messages; the buffered ones are still handed out.
+    pub(crate) fn stop(&mut self) {
+        self.router.remove(self.id);
+        self.rx.close();
+    }
 }
 
 impl Drop for MemorySubscription {
@@ -77,7 +91,7 @@ impl MemoryTransport {
 
     /// Delivers `msg` to every plain subscriber whose pattern matches and to one member
     /// of each matching queue group. Returns how many subscribers took it.
-    pub(crate) fn publish(&self, msg: RawMessage, shared: &Shared) -> usize {
+    pub(crate) fn publish(&self, msg: RawMessage, monitor: &Monitor) -> usize {
         let Ok(mut entries) = self.entries.lock() else {
             return 0;
         };
@@ -106,8 +120,8 @@ impl MemoryTransport {
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     // As a NATS slow consumer: the message is dropped, and reported.
                     delivered += 1;
-                    Shared::bump(&shared.counters.slow_consumers);
-                    shared.emit(BusEvent::SlowConsumer {
+                    Monitor::bump(&monitor.counters.slow_consumers);
+                    monitor.emit(BusEvent::SlowConsumer {
                         subscription: target.pattern.clone(),
                     });
                 }
@@ -115,6 +129,34 @@ impl MemoryTransport {
             }
         }
         delivered
+    }
+
+    /// Publishes `msg` with a reply inbox `<inbox_prefix>.<id>` and waits for one reply.
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        mut msg: RawMessage,
+        inbox_prefix: &str,
+        timeout: Duration,
+        monitor: &Monitor,
+    ) -> Result<RawMessage, BusError> {
+        if self.is_closed() {
+            return Err(BusError::Closed);
+        }
+        let inbox = format!("{inbox_prefix}.{}", nuid::next());
+        let mut sub = self.subscribe(&inbox, None, 1);
+        msg.reply = Some(inbox);
+        let subject = msg.subject.clone();
+        if self.publish(msg, monitor) == 0 {
+            return Err(BusError::NoResponders { subject });
+        }
+        match tokio::time::timeout(timeout, sub.next()).await {
+            Ok(Some(reply)) => Ok(reply),
+            Ok(None) => Err(BusError::Closed),
+            Err(_) => Err(BusError::Timeout {
+                subject,
+                after: timeout,
+            }),
+        }
     }
 
     pub(crate) fn close(&self) {

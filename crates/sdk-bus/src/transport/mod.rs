@@ -1,0 +1,247 @@
+//! The one interface the bus talks to: publish, subscribe, request, flush, drain,
+//! status and `max_payload`, over NATS or inside the process.
+
+pub(crate) mod memory;
+pub(crate) mod nats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::events::Monitor;
+use crate::{BusConfig, BusError, Headers};
+
+use memory::{MemorySubscription, MemoryTransport};
+
+/// A message as a transport moves it: subject, optional reply subject, headers, payload.
+#[derive(Debug, Clone)]
+pub(crate) struct RawMessage {
+    pub(crate) subject: String,
+    pub(crate) reply: Option<String>,
+    pub(crate) headers: Headers,
+    pub(crate) payload: Bytes,
+}
+
+/// The state of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionStatus {
+    /// Connected (always, for the in-process transport until it is drained).
+    Connected,
+    /// Connecting for the first time.
+    Connecting,
+    /// Disconnected and reconnecting.
+    Disconnected,
+    /// Drained or closed.
+    Closed,
+}
+
+/// What the server said about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerDetails {
+    /// `nats` or `in-process`.
+    pub transport: &'static str,
+    /// The server version, e.g. `2.15.1`.
+    pub version: String,
+    /// The server name.
+    pub name: String,
+    /// The host the client is connected to (`127.0.0.1`), empty in-process.
+    pub host: String,
+    /// The port the client is connected to; 0 in-process.
+    pub port: u16,
+    /// The largest message (headers plus payload) the server accepts.
+    pub max_payload: usize,
+}
+
+#[derive(Debug)]
+pub(crate) enum Transport {
+    Nats(async_nats::Client),
+    Memory(Arc<MemoryTransport>),
+}
+
+/// A subscription as the transport hands it out.
+#[derive(Debug)]
+pub(crate) enum RawSubscription {
+    Nats(async_nats::Subscriber),
+    Memory(MemorySubscription),
+}
+
+impl RawSubscription {
+    pub(crate) async fn next(&mut self) -> Option<RawMessage> {
+        match self {
+            RawSubscription::Nats(sub) => {
+                futures::StreamExt::next(sub).await.map(nats::raw_message)
+            }
+            RawSubscription::Memory(sub) => sub.next().await,
+        }
+    }
+
+    /// Stops new messages; those already buffered are still handed out, then `None`.
+    pub(crate) async fn stop(&mut self) {
+        match self {
+            RawSubscription::Nats(sub) => {
+                // An error means the connection is gone: nothing more can arrive.
+                sub.unsubscribe().await.ok();
+            }
+            RawSubscription::Memory(sub) => sub.stop(),
+        }
+    }
+}
+
+impl Transport {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Transport::Nats(_) => "nats",
+            Transport::Memory(_) => "in-process",
+        }
+    }
+
+    pub(crate) fn status(&self) -> ConnectionStatus {
+        match self {
+            Transport::Nats(c) => match c.connection_state() {
+                async_nats::connection::State::Connected => ConnectionStatus::Connected,
+                async_nats::connection::State::Pending => ConnectionStatus::Connecting,
+                async_nats::connection::State::Disconnected => ConnectionStatus::Disconnected,
+            },
+            Transport::Memory(m) if m.is_closed() => ConnectionStatus::Closed,
+            Transport::Memory(_) => ConnectionStatus::Connected,
+        }
+    }
+
+    pub(crate) fn server_details(&self, config: &BusConfig) -> ServerDetails {
+        match self {
+            Transport::Nats(c) => {
+                let info = c.server_info();
+                ServerDetails {
+                    transport: "nats",
+                    version: info.version,
+                    name: info.server_name,
+                    host: info.host,
+                    port: info.port,
+                    max_payload: c.max_payload(),
+                }
+            }
+            Transport::Memory(_) => ServerDetails {
+                transport: "in-process",
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                name: "in-process".to_owned(),
+                host: String::new(),
+                port: 0,
+                max_payload: config.max_payload,
+            },
+        }
+    }
+
+    pub(crate) fn max_payload(&self, config: &BusConfig) -> usize {
+        match self {
+            Transport::Nats(c) => c.max_payload(),
+            Transport::Memory(_) => config.max_payload,
+        }
+    }
+
+    /// Sends one message. The size was checked by the caller.
+    pub(crate) async fn publish(
+        &self,
+        msg: RawMessage,
+        config: &BusConfig,
+        monitor: &Monitor,
+    ) -> Result<(), BusError> {
+        match self {
+            Transport::Nats(client) => nats::publish(client, msg, config, monitor).await,
+            Transport::Memory(router) => {
+                if router.is_closed() {
+                    return Err(BusError::Closed);
+                }
+                router.publish(msg, monitor);
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes; on NATS it returns once the server has the subscription, proven
+    /// by a probe through `probe_inbox`.
+    pub(crate) async fn subscribe(
+        &self,
+        pattern: &str,
+        group: Option<&str>,
+        config: &BusConfig,
+        probe_inbox: &str,
+    ) -> Result<RawSubscription, BusError> {
+        match self {
+            Transport::Nats(c) => {
+                let sub = nats::subscribe(c, pattern, group).await?;
+                nats::round_trip(c, probe_inbox, config.request_timeout.min(PROBE_LIMIT)).await;
+                Ok(RawSubscription::Nats(sub))
+            }
+            Transport::Memory(router) => {
+                if router.is_closed() {
+                    return Err(BusError::Closed);
+                }
+                Ok(RawSubscription::Memory(router.subscribe(
+                    pattern,
+                    group,
+                    config.subscription_capacity,
+                )))
+            }
+        }
+    }
+
+    /// Sends a request whose reply comes back to a fresh inbox under `inbox_prefix`,
+    /// and waits for one reply.
+    pub(crate) async fn request(
+        &self,
+        msg: RawMessage,
+        inbox_prefix: &str,
+        timeout: Duration,
+        monitor: &Monitor,
+    ) -> Result<RawMessage, BusError> {
+        match self {
+            Transport::Nats(c) => {
+                let inbox = format!("{inbox_prefix}.{}", nuid::next());
+                nats::request(c, msg, Some(inbox), timeout).await
+            }
+            Transport::Memory(router) => {
+                router
+                    .request(msg, inbox_prefix, timeout, monitor)
+                    .await
+            }
+        }
+    }
+
+    pub(crate) async fn flush(&self) -> Result<(), BusError> {
+        match self {
+            Transport::Nats(c) => c.flush().await.map_err(|e| BusError::Connection {
+                operation: "flush",
+                source: Box::new(e),
+            }),
+            Transport::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Flushes and closes the connection.
+    pub(crate) async fn close(&self, monitor: &Monitor) -> Result<(), BusError> {
+        match self {
+            Transport::Nats(c) => c.drain().await.map_err(|e| BusError::Connection {
+                operation: "drain",
+                source: Box::new(e),
+            }),
+            Transport::Memory(router) => {
+                router.close();
+                monitor.emit(crate::BusEvent::Closed);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn nats_client(&self) -> Option<&async_nats::Client> {
+        match self {
+            Transport::Nats(c) => Some(c),
+            Transport::Memory(_) => None,
+        }
+    }
+}
+
+/// The longest a subscribe waits for its probe.
+const PROBE_LIMIT: Duration = Duration::from_secs(2);
