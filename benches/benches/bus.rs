@@ -13,7 +13,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 use sdk_benches::{PAYLOAD, runtime};
-use sdk_bus::{Bus, BusConfig, Envelope, Source, SubjectPattern, TenantId};
+use sdk_bus::{Bus, BusConfig, Envelope, EventSource, ServeOptions, SubjectPattern, TenantId};
 use sdk_testkit::NatsServer;
 
 const BATCH: u64 = 1000;
@@ -32,7 +32,7 @@ fn hand_built_headers(source: &str) -> async_nats::HeaderMap {
     h
 }
 
-fn envelope(source: &Source) -> Envelope {
+fn envelope(source: &EventSource) -> Envelope {
     Envelope::builder(source, "sdk.bench.message")
         .content_type("application/msgpack")
         .correlation_id("corr-1")
@@ -52,7 +52,7 @@ fn publish(c: &mut Criterion) {
         ))
         .unwrap();
     let acme = TenantId::new("acme").unwrap();
-    let source = Source::new(&acme, "bench", "b-1").unwrap();
+    let source = EventSource::new(&acme, "bench", "b-1").unwrap();
     let subject = acme.scope().event("bench").unwrap();
     // A subscriber drains everything, so the server does real fan-out work.
     let sink = rt.block_on(async_nats::connect(url.as_str())).unwrap();
@@ -114,7 +114,7 @@ fn request_reply(c: &mut Criterion) {
     let server = NatsServer::start();
     let url = server.url();
     let acme = TenantId::new("acme").unwrap();
-    let source = Source::new(&acme, "bench", "b-1").unwrap();
+    let source = EventSource::new(&acme, "bench", "b-1").unwrap();
 
     // Raw responder and requester.
     let raw_server = rt.block_on(async_nats::connect(url.as_str())).unwrap();
@@ -155,8 +155,7 @@ fn request_reply(c: &mut Criterion) {
     let _service = rt
         .block_on(served.serve(
             &SubjectPattern::new("sdk.acme.sdk.echo").unwrap(),
-            None,
-            16,
+            ServeOptions::new(),
             move |d| {
                 let s = reply_source.clone();
                 async move {
@@ -269,7 +268,7 @@ fn in_process(c: &mut Criterion) {
             .unwrap(),
     );
     let acme = TenantId::new("acme").unwrap();
-    let source = Source::new(&acme, "bench", "b-1").unwrap();
+    let source = EventSource::new(&acme, "bench", "b-1").unwrap();
     let subject = acme.scope().event("bench").unwrap();
     let mut sub = rt
         .block_on(bus.subscribe(&acme.scope().pattern(&["events", ">"]).unwrap()))

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 use sdk_benches::{PAYLOAD, runtime};
-use sdk_bus::{Bus, BusConfig, ConsumerSpec, Envelope, Outcome, Source, StreamSpec, TenantId};
+use sdk_bus::{Bus, BusConfig, ConsumerSpec, Envelope, Outcome, EventSource, StreamSpec, TenantId};
 use sdk_testkit::NatsServer;
 
 const BATCH: usize = 1000;
@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
     let raw =
         rt.block_on(async { jetstream::new(async_nats::connect(url.as_str()).await.unwrap()) });
     let acme = TenantId::new("acme").unwrap();
-    let source = Source::new(&acme, "bench", "b-1").unwrap();
+    let source = EventSource::new(&acme, "bench", "b-1").unwrap();
     let subject = acme.scope().event("bench").unwrap();
     let envelope = || {
         Envelope::builder(&source, "sdk.bench.message")

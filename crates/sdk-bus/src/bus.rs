@@ -41,6 +41,8 @@ struct Inner {
     config: BusConfig,
     draining: watch::Sender<bool>,
     activity: Arc<Activity>,
+    /// A tenant this bus has subscribed for, whose inbox a drain probe may use.
+    last_tenant: std::sync::OnceLock<TenantId>,
 }
 
 /// A connection to the bus. Clones share it.
@@ -58,6 +60,7 @@ impl Bus {
                 config,
                 draining: watch::channel(false).0,
                 activity: Arc::default(),
+                last_tenant: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -229,18 +232,24 @@ impl Bus {
         if *self.inner.draining.borrow() {
             return Err(BusError::Closed);
         }
+        // Listen before subscribing: a refusal may arrive while subscribing.
+        let events = self.events();
+        if let Some(t) = pattern.tenant() {
+            self.inner.last_tenant.get_or_init(|| t.clone());
+        }
         let probe = self.probe_inbox(pattern.tenant());
         let raw = self
             .inner
             .transport
             .subscribe(pattern.as_str(), group, &self.inner.config, &probe)
             .await?;
-        Ok(Subscription::new(raw, pattern.clone(), self.clone()))
+        Ok(Subscription::new(raw, pattern.clone(), self.clone(), events))
     }
 
-    /// The inbox prefix a probe may use: the tenant's, when the subject names one.
+    /// The inbox prefix a probe may use: the configured inbox tenant's, else the
+    /// pattern's tenant's.
     fn probe_inbox(&self, tenant: Option<&TenantId>) -> String {
-        match tenant.or(self.inner.config.inbox_tenant.as_ref()) {
+        match self.inner.config.inbox_tenant.as_ref().or(tenant) {
             Some(t) => t.inbox_prefix(),
             None => "_INBOX".to_owned(),
         }
@@ -369,6 +378,14 @@ impl Bus {
     /// # Errors
     /// [`BusError::Connection`].
     pub async fn drain(&self) -> Result<(), BusError> {
+        // async-nats forgets a drained subscription as soon as its UNSUB is written,
+        // so what the server routed before then must be read first: a probe through
+        // the server proves it has been.
+        let probe = self.probe_inbox(self.inner.last_tenant.get());
+        self.inner
+            .transport
+            .probe(&probe, self.inner.config.request_timeout)
+            .await;
         self.inner.draining.send_replace(true);
         let activity = &self.inner.activity;
         let all_done = async {

@@ -480,8 +480,8 @@ fn from_structured(mut headers: Headers, payload: &[u8]) -> Result<Envelope, Env
 mod tests {
     use super::*;
 
-    fn source() -> Source {
-        Source::new(&TenantId::new("acme").unwrap(), "agent", "planner-1").unwrap()
+    fn source() -> EventSource {
+        EventSource::new(&TenantId::new("acme").unwrap(), "agent", "planner-1").unwrap()
     }
 
     #[test]

@@ -88,6 +88,27 @@ impl ServiceFailure {
     }
 }
 
+/// A bus failure inside a handler answers 500, unless it is a service error whose
+/// code the contract knows, which passes through.
+impl From<BusError> for ServiceFailure {
+    fn from(e: BusError) -> ServiceFailure {
+        let code = match &e {
+            BusError::ServiceError { code, .. } => {
+                ServiceCode::from_u16(*code).unwrap_or(ServiceCode::HandlerFailed)
+            }
+            _ => ServiceCode::HandlerFailed,
+        };
+        ServiceFailure::new(code, e.to_string())
+    }
+}
+
+/// A subject a handler could not build is the handler's failure: 500.
+impl From<crate::SubjectError> for ServiceFailure {
+    fn from(e: crate::SubjectError) -> ServiceFailure {
+        ServiceFailure::new(ServiceCode::HandlerFailed, e.to_string())
+    }
+}
+
 /// How a service runs: queue group, handlers at once, their timeout, and how many
 /// requests may wait for a handler before the service answers 503.
 ///

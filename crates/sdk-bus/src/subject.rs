@@ -633,7 +633,7 @@ mod tests {
         for (subject, text, template) in cases {
             assert_eq!(subject.as_str(), text);
             assert_eq!(subject.template(), template);
-            assert_eq!(subject.tenant(), "acme");
+            assert_eq!(subject.tenant().as_str(), "acme");
             assert_eq!(Subject::parse(text).unwrap(), subject);
         }
         let dlq = Subject::event(&t, "task.completed").unwrap().dead_letter();

@@ -24,11 +24,16 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn new(raw: RawSubscription, pattern: SubjectPattern, bus: Bus) -> Subscription {
+    pub(crate) fn new(
+        raw: RawSubscription,
+        pattern: SubjectPattern,
+        bus: Bus,
+        events: broadcast::Receiver<BusEvent>,
+    ) -> Subscription {
         Subscription {
             raw,
             pattern,
-            events: bus.events(),
+            events,
             draining: bus.draining_signal(),
             bus,
             stopped: false,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use sdk_bus::{
     Bus, BusConfig, BusConfigBuilder, BusError, BusEvent, ServiceFailure, Subject, SubjectPattern,
-    codes,
+    ServeOptions, ServiceCode,
 };
 use sdk_testkit::NatsServer;
 
@@ -93,9 +93,8 @@ async fn a_failed_event_is_dead_lettered_with_its_headers(mut f: Fixture) {
     let service = bus
         .serve(
             &acme.pattern(&["events", ">"]).unwrap(),
-            None,
-            1,
-            |_d| async move { Err(ServiceFailure::new(codes::HANDLER_FAILED, "index is full")) },
+            ServeOptions::new().concurrency(1),
+            |_d| async move { Err(ServiceFailure::new(ServiceCode::HandlerFailed, "index is full")) },
         )
         .await
         .unwrap();
@@ -144,7 +143,7 @@ async fn pub_sub_keeps_headers_and_payload(mut f: Fixture) {
         .subscribe(&acme.pattern(&["events", ">"]).unwrap())
         .await
         .unwrap();
-    let source = sdk_bus::Source::new(&tenant("acme"), "rag", "r-1").unwrap();
+    let source = sdk_bus::EventSource::new(&tenant("acme"), "rag", "r-1").unwrap();
     let env = sdk_bus::Envelope::builder(&source, "sdk.document.ingested")
         .content_type("application/json")
         .subject("naïve \"quoted\" 100%")
@@ -274,11 +273,10 @@ async fn request_reply_round_trips(mut f: Fixture) {
     let service = server_bus
         .serve(
             &SubjectPattern::all_tenants("rag", "query").unwrap(),
-            Some("rag"),
-            4,
+            ServeOptions::new().group("rag").concurrency(4),
             |d| async move {
                 let question = String::from_utf8_lossy(d.envelope.payload()).into_owned();
-                let tenant = d.subject.tenant().to_owned();
+                let tenant = d.subject.tenant().as_str().to_owned();
                 Ok(envelope(&tenant, &format!("answer to {question}")))
             },
         )
@@ -302,11 +300,10 @@ async fn service_errors_come_back_typed(mut f: Fixture) {
     let service = bus
         .serve(
             &SubjectPattern::all_tenants("ml", "predict").unwrap(),
-            None,
-            1,
+            ServeOptions::new().concurrency(1),
             |_d| async move {
                 Err(ServiceFailure::new(
-                    codes::NOT_FOUND,
+                    ServiceCode::NotFound,
                     "no model named \"x\"",
                 ))
             },
@@ -342,7 +339,10 @@ async fn no_responders_is_immediate(mut f: Fixture) {
         .await
         .unwrap_err();
     assert!(matches!(err, BusError::NoResponders { .. }), "{err:?}");
-    assert_eq!(err.to_string(), "no responders for sdk.acme.nobody.home");
+    assert_eq!(
+        err.to_string(),
+        "no responders for sdk.acme.nobody.home: no service is subscribed to it"
+    );
     // Not the 30 s timeout: the answer comes from the server (or router) at once.
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -402,11 +402,10 @@ async fn tenant_mismatch_is_refused_before_any_handler(mut f: Fixture) {
     let service = bus
         .serve(
             &SubjectPattern::all_tenants("rag", "query").unwrap(),
-            None,
-            1,
+            ServeOptions::new().concurrency(1),
             move |d| {
                 flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                async move { Ok(envelope(d.subject.tenant(), "ok")) }
+                async move { Ok(envelope(d.subject.tenant().as_str(), "ok")) }
             },
         )
         .await
@@ -470,8 +469,7 @@ async fn drain_loses_no_message_in_flight(mut f: Fixture) {
     let service = bus
         .serve(
             &tenant("acme").scope().pattern(&["events", ">"]).unwrap(),
-            None,
-            4,
+            ServeOptions::new().concurrency(4),
             move |d| {
                 let (p, g, s) = (p.clone(), g.clone(), s.clone());
                 async move {
@@ -567,8 +565,7 @@ mod robustness {
         let service = bus
             .serve(
                 &SubjectPattern::all_tenants("ml", "predict").unwrap(),
-                None,
-                1,
+                ServeOptions::new().concurrency(1),
                 |_d| async move {
                     if true {
                         panic!("model exploded");
@@ -599,8 +596,7 @@ mod robustness {
         let service = bus
             .serve(
                 &SubjectPattern::all_tenants("rag", "query").unwrap(),
-                None,
-                1,
+                ServeOptions::new().concurrency(1),
                 |_d| async move { Ok(envelope("acme", &"x".repeat(8192))) },
             )
             .await

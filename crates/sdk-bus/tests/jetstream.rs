@@ -68,10 +68,11 @@ async fn stream_setup_is_idempotent_and_updates_settings() {
         .ensure_stream(&StreamSpec::events().for_tenant(&tenant("acme")))
         .await
         .unwrap_err();
+    assert_eq!(err.to_string(), "JetStream ensure stream failed");
     assert!(
-        err.to_string()
-            .starts_with("JetStream ensure stream failed:"),
-        "{err}"
+        error_chain(&err).contains("subjects overlap"),
+        "{}",
+        error_chain(&err)
     );
 }
 
@@ -101,10 +102,7 @@ async fn a_duplicate_publish_inside_the_window_is_stored_once() {
 async fn a_per_message_ttl_expires_the_message() {
     let server = NatsServer::builder().jetstream().start();
     let (_bus, js) = setup(&server).await;
-    let opts = PublishOptions {
-        ttl: Some(Duration::from_secs(1)),
-        ..Default::default()
-    };
+    let opts = PublishOptions::new().ttl(Duration::from_secs(1));
     js.publish_with(
         &event("acme", "ephemeral"),
         envelope("acme", "short-lived"),
@@ -134,20 +132,14 @@ async fn expected_last_sequence_gives_optimistic_concurrency() {
         .publish_with(
             &subject,
             envelope("acme", "v1"),
-            PublishOptions {
-                expected_last_subject_sequence: Some(0),
-                ..Default::default()
-            },
+            PublishOptions::new().expected_last_subject_sequence(0),
         )
         .await
         .unwrap();
     js.publish_with(
         &subject,
         envelope("acme", "v2"),
-        PublishOptions {
-            expected_last_subject_sequence: Some(first.sequence),
-            ..Default::default()
-        },
+        PublishOptions::new().expected_last_subject_sequence(first.sequence),
     )
     .await
     .unwrap();
@@ -156,10 +148,7 @@ async fn expected_last_sequence_gives_optimistic_concurrency() {
         .publish_with(
             &subject,
             envelope("acme", "v2-stale"),
-            PublishOptions {
-                expected_last_subject_sequence: Some(first.sequence),
-                ..Default::default()
-            },
+            PublishOptions::new().expected_last_subject_sequence(first.sequence),
         )
         .await
         .unwrap_err();
@@ -167,12 +156,23 @@ async fn expected_last_sequence_gives_optimistic_concurrency() {
 }
 
 fn fast_spec(durable: &str) -> ConsumerSpec {
-    let mut spec = ConsumerSpec::new("SDK_EVENTS", durable);
-    spec.ack_wait = Duration::from_secs(1);
-    spec.max_deliver = 3;
-    spec.backoff = vec![Duration::from_millis(50)];
-    spec.concurrency = 4;
-    spec
+    ConsumerSpec::new("SDK_EVENTS", durable)
+        .ack_wait(Duration::from_secs(1))
+        .max_deliver(3)
+        .backoff(vec![Duration::from_millis(50)])
+        .concurrency(4)
+}
+
+/// Waits until `bus` has stored `n` dead letters, then lists them.
+async fn dead_letters_after(bus: &Bus, js: &JetStream, n: u64, query: DeadLetterQuery) -> Vec<DeadLetter> {
+    tokio::time::timeout(WAIT, async {
+        while bus.stats().dead_lettered < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the dead letters were stored");
+    js.dead_letters("SDK_DLQ", &query).await.unwrap().letters
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,64 +193,51 @@ async fn a_message_that_always_fails_ends_in_the_dead_letter_stream_intact() {
         })
         .await
         .unwrap();
-    let letters = tokio::time::timeout(WAIT, async {
-        loop {
-            let l = js
-                .dead_letters("SDK_DLQ", Some(&tenant("acme")))
-                .await
-                .unwrap();
-            if !l.is_empty() {
-                return l;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the message reached the dead-letter stream");
+    let letters =
+        dead_letters_after(&bus, &js, 1, DeadLetterQuery::new().tenant(&tenant("acme"))).await;
     worker.abort();
     assert_eq!(
         *attempts.lock().unwrap(),
         vec![1, 2, 3],
         "three deliveries, then dead-lettered"
     );
+    assert_eq!(letters.len(), 1);
     let letter = &letters[0];
-    assert_eq!(letter.original_subject, "sdk.acme.events.task.completed");
     assert_eq!(
-        letter.reason,
-        "gave up after 3 deliveries: model provider returned 500"
+        letter.original_subject.as_deref(),
+        Some("sdk.acme.events.task.completed")
     );
-    assert_eq!(letter.deliveries, 3);
-    assert_eq!(letter.consumer, "always-fails");
     assert_eq!(
-        letter.envelope.id().as_deref(),
+        letter.reason.as_deref(),
+        Some("gave up after 3 deliveries: model provider returned 500")
+    );
+    assert_eq!(letter.deliveries, Some(3));
+    assert_eq!(letter.consumer.as_deref(), Some("always-fails"));
+    let original = letter.envelope().unwrap();
+    assert_eq!(
+        original.id().as_deref(),
         Some(id.as_str()),
         "the original headers are kept"
     );
-    assert_eq!(
-        letter.envelope.payload().as_ref(),
-        b"poison",
-        "the payload is intact"
-    );
-    // Counted right after the dead-letter publish is acked, which the listing may beat.
-    tokio::time::timeout(WAIT, async {
-        while bus.stats().dead_lettered < 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the dead letter was counted");
+    assert_eq!(original.payload().as_ref(), b"poison", "the payload is intact");
     assert_eq!(bus.stats().dead_lettered, 1);
 
     // Replay puts it back on its subject and takes it out of the dead letters.
     js.replay("SDK_DLQ", letter).await.unwrap();
-    assert!(js.dead_letters("SDK_DLQ", None).await.unwrap().is_empty());
+    assert!(
+        js.dead_letters("SDK_DLQ", &DeadLetterQuery::new())
+            .await
+            .unwrap()
+            .letters
+            .is_empty()
+    );
     assert_eq!(stream_messages(&server, "SDK_EVENTS"), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_message_is_dead_lettered_at_once() {
     let server = NatsServer::builder().jetstream().start();
-    let (_bus, js) = setup(&server).await;
+    let (bus, js) = setup(&server).await;
     // A beta envelope on an acme subject: refused before the handler.
     js.publish(&event("acme", "task.completed"), envelope("beta", "forged"))
         .await
@@ -264,26 +251,14 @@ async fn a_rejected_message_is_dead_lettered_at_once() {
         })
         .await
         .unwrap();
-    let letters = tokio::time::timeout(WAIT, async {
-        loop {
-            let l = js.dead_letters("SDK_DLQ", None).await.unwrap();
-            if !l.is_empty() {
-                return l;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
+    let letters = dead_letters_after(&bus, &js, 1, DeadLetterQuery::new()).await;
     worker.abort();
     assert_eq!(*ran.lock().unwrap(), 0);
-    assert_eq!(letters[0].deliveries, 1);
+    assert_eq!(letters[0].deliveries, Some(1));
+    let reason = letters[0].reason.clone().unwrap_or_default();
     assert!(
-        letters[0]
-            .reason
-            .starts_with("ce-tenantid \"beta\" does not match"),
-        "{}",
-        letters[0].reason
+        reason.starts_with("ce-tenantid \"beta\" does not match"),
+        "{reason}"
     );
 }
 
@@ -503,9 +478,9 @@ async fn processed_ids_are_remembered_for_effectively_once_handling() {
         .idempotency("sdk_processed", Duration::from_secs(3600))
         .await
         .unwrap();
-    assert!(seen.first_time("4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
-    assert!(!seen.first_time("4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
-    assert!(seen.first_time("another id").await.unwrap());
+    assert!(seen.first_time(&tenant("acme"), "4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
+    assert!(!seen.first_time(&tenant("acme"), "4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
+    assert!(seen.first_time(&tenant("acme"), "another id").await.unwrap());
 }
 
 #[tokio::test]
@@ -528,7 +503,7 @@ async fn publish_through<F: std::future::Future<Output = ()>>(
 ) -> BTreeSet<String> {
     let mut acked = BTreeSet::new();
     let mut midway = Some(midway);
-    let source = sdk_bus::Source::new(&tenant("acme"), "test", "p-1").unwrap();
+    let source = sdk_bus::EventSource::new(&tenant("acme"), "test", "p-1").unwrap();
     for n in 0..total {
         let env = sdk_bus::Envelope::builder(&source, "sdk.test.message")
             .id(&format!("m-{n}"))

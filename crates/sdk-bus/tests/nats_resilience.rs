@@ -94,17 +94,38 @@ async fn connecting_to_nothing_fails_with_the_address() {
         .build()
         .unwrap();
     let err = sdk_bus::Bus::connect(config).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("cannot connect to NATS at {url}"));
     assert!(
-        err.to_string()
-            .starts_with(&format!("cannot connect to NATS at {url}: ")),
-        "{err}"
+        std::error::Error::source(&err).is_some(),
+        "the client's error is kept as the source: {err:?}"
     );
 }
 
-#[tokio::test]
-async fn from_env_picks_the_in_process_transport_without_nats_url() {
-    let config = sdk_bus::BusConfig::from_lookup(|_| None).unwrap();
-    assert!(!config.has_servers());
-    let bus = sdk_bus::Bus::in_process(config);
-    assert_eq!(bus.transport_name(), "in-process");
+/// `Bus::from_env` reads the process environment, so the check runs in a child
+/// process of this test binary whose environment has no `NATS_URL`.
+#[test]
+fn from_env_picks_the_in_process_transport_without_nats_url() {
+    const CHILD: &str = "SDK_TEST_FROM_ENV_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bus = rt.block_on(sdk_bus::Bus::from_env()).unwrap();
+        assert_eq!(bus.transport_name(), "in-process");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "from_env_picks_the_in_process_transport_without_nats_url",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .env_remove("NATS_URL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the child ran the check: {text}");
 }

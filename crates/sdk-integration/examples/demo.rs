@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use sdk_integration::Messenger;
-use sdk_integration::sdk_bus::{Bus, ServiceFailure, Source, SubjectPattern, TenantId, codes};
+use sdk_integration::sdk_bus::{Bus, EventSource, ServeOptions, SubjectPattern, TenantId};
 use sdk_integration::sdk_codec::v1::{AgentTask, EventMessage, TaskResult, TaskStatus, TokenUsage};
 use sdk_integration::sdk_codec::{Codec, Format};
 use sdk_integration::sdk_telemetry::{Exporter, Telemetry, TelemetryConfig};
@@ -43,13 +43,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let planner = Messenger::new(
         bus.clone(),
         codec.clone(),
-        Source::new(&acme, "agent", "planner")?,
+        EventSource::new(&acme, "agent", "planner")?,
     )
     .with_telemetry(&telemetry);
     let researcher = Messenger::new(
         bus.clone(),
         codec.clone(),
-        Source::new(&acme, "agent", "researcher")?,
+        EventSource::new(&acme, "agent", "researcher")?,
     )
     .with_telemetry(&telemetry);
 
@@ -64,8 +64,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let service = researcher
         .serve(
             &SubjectPattern::from(&inbox),
-            None,
-            4,
+            ServeOptions::new().concurrency(4),
             move |task: AgentTask, delivery| {
                 let worker = worker.clone();
                 async move {
@@ -78,18 +77,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                         subject: task.task_id.clone(),
                         ..Default::default()
                     };
-                    let fail = |e: &dyn std::fmt::Display| {
-                        ServiceFailure::new(codes::HANDLER_FAILED, e.to_string())
-                    };
-                    let tenant = TenantId::new(delivery.subject.tenant()).map_err(|e| fail(&e))?;
-                    let completed = tenant
-                        .scope()
-                        .event("task.completed")
-                        .map_err(|e| fail(&e))?;
+                    let completed = delivery.subject.tenant().scope().event("task.completed")?;
                     worker
                         .publish(&completed, "sdk.task.completed", &event)
-                        .await
-                        .map_err(|e| fail(&e))?;
+                        .await?;
                     Ok(TaskResult {
                         task_id: task.task_id,
                         agent_id: "researcher".into(),

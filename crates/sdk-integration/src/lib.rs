@@ -16,8 +16,8 @@ use opentelemetry::Context;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Span as _, TraceContextExt as _};
 use sdk_bus::{
-    Bus, BusError, Delivery, Envelope, Service, ServiceFailure, Source, Subject, SubjectPattern,
-    codes,
+    Bus, BusError, Delivery, Envelope, EventSource, ServeOptions, Service, ServiceCode,
+    ServiceFailure, Subject, SubjectPattern,
 };
 use sdk_codec::{Codec, CodecError, Payload, PayloadMeta};
 use sdk_telemetry::semconv::{self, Operation};
@@ -33,6 +33,17 @@ pub enum Error {
     /// The bus failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+}
+
+/// A codec or bus failure inside a handler answers 500 (a request that cannot be
+/// decoded is answered 400 before the handler runs).
+impl From<Error> for ServiceFailure {
+    fn from(e: Error) -> ServiceFailure {
+        match e {
+            Error::Bus(b) => ServiceFailure::from(b),
+            Error::Codec(c) => ServiceFailure::new(ServiceCode::HandlerFailed, c.to_string()),
+        }
+    }
 }
 
 /// A process span in flight, with what ending it needs.
@@ -57,13 +68,13 @@ struct Tracing {
 pub struct Messenger {
     bus: Bus,
     codec: Codec,
-    source: Source,
+    source: EventSource,
     tracing: Option<Arc<Tracing>>,
 }
 
 impl Messenger {
     /// Sends as `source` over `bus`, encoding with `codec`; no telemetry.
-    pub fn new(bus: Bus, codec: Codec, source: Source) -> Messenger {
+    pub fn new(bus: Bus, codec: Codec, source: EventSource) -> Messenger {
         Messenger {
             bus,
             codec,
@@ -142,13 +153,13 @@ impl Messenger {
             body_size: Some(envelope.payload().len()),
             event_type: kind.as_deref(),
             event_source: Some(self.source.as_str()),
-            tenant: Some(subject.tenant()),
+            tenant: Some(subject.tenant().as_str()),
             ..Default::default()
         };
         let span = semconv::start_span(&t.tracer, op, &info, parent);
         let cx = sdk_telemetry::with_tenant(
             &parent.with_remote_span_context(span.span_context().clone()),
-            subject.tenant(),
+            subject.tenant().as_str(),
         );
         t.propagator
             .inject(&cx, &mut Inject(envelope.headers_mut()));
@@ -173,7 +184,7 @@ impl Messenger {
         let labels = sdk_telemetry::MessageLabels {
             operation: op.name(),
             template: &template,
-            tenant: subject.tenant(),
+            tenant: subject.tenant().as_str(),
             error_type,
         };
         match op {
@@ -238,8 +249,7 @@ impl Messenger {
     pub async fn serve<T, R, F, Fut>(
         &self,
         pattern: &SubjectPattern,
-        group: Option<&str>,
-        concurrency: usize,
+        options: ServeOptions,
         handler: F,
     ) -> Result<Service, BusError>
     where
@@ -250,9 +260,9 @@ impl Messenger {
     {
         let me = self.clone();
         let handler = Arc::new(handler);
-        let group_name = group.map(str::to_owned);
+        let group_name = options.group.clone();
         self.bus
-            .serve(pattern, group, concurrency, move |delivery| {
+            .serve(pattern, options, move |delivery| {
                 let (me, handler, group_name) =
                     (me.clone(), Arc::clone(&handler), group_name.clone());
                 async move {
@@ -261,12 +271,12 @@ impl Messenger {
                     let outcome = async {
                         let request: T = me
                             .decode(&delivery.envelope)
-                            .map_err(|e| ServiceFailure::new(codes::BAD_REQUEST, e.to_string()))?;
+                            .map_err(|e| ServiceFailure::new(ServiceCode::BadRequest, e.to_string()))?;
                         // The handler runs inside the process span: its logs carry the
                         // trace id, and what it publishes continues the trace.
                         let answer = handler(request, delivery).with_context(cx.clone()).await?;
                         let mut reply = me.envelope("sdk.reply", &answer).map_err(|e| {
-                            ServiceFailure::new(codes::HANDLER_FAILED, e.to_string())
+                            ServiceFailure::new(ServiceCode::HandlerFailed, e.to_string())
                         })?;
                         if let Some(t) = &me.tracing {
                             t.propagator.inject(&cx, &mut Inject(reply.headers_mut()));
@@ -300,7 +310,7 @@ impl Messenger {
             conversation_id: corr.as_deref(),
             body_size: Some(delivery.envelope.payload().len()),
             consumer_group: group,
-            tenant: Some(delivery.subject.tenant()),
+            tenant: Some(delivery.subject.tenant().as_str()),
             ..Default::default()
         };
         let span = semconv::start_span(&t.tracer, Operation::Process, &info, &parent);
@@ -308,7 +318,7 @@ impl Messenger {
         t.metrics.record_consumed(&sdk_telemetry::MessageLabels {
             operation: "process",
             template: &template,
-            tenant: delivery.subject.tenant(),
+            tenant: delivery.subject.tenant().as_str(),
             error_type: None,
         });
         (
@@ -346,7 +356,7 @@ impl Messenger {
             &sdk_telemetry::MessageLabels {
                 operation: "process",
                 template: &template,
-                tenant: subject.tenant(),
+                tenant: subject.tenant().as_str(),
                 error_type: code.as_deref(),
             },
             at.elapsed().as_secs_f64(),

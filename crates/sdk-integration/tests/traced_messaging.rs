@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sdk_integration::Messenger;
 use sdk_integration::sdk_bus::{
-    Bus, BusConfig, BusError, Envelope, Source, SubjectPattern, TenantId,
+    Bus, BusConfig, BusError, Envelope, EventSource, ServeOptions, SubjectPattern, TenantId,
 };
 use sdk_integration::sdk_codec::v1::{AgentTask, TaskResult, TaskStatus};
 use sdk_integration::sdk_codec::{Codec, Format};
@@ -48,14 +48,13 @@ async fn one_trace_runs_from_the_caller_through_the_service() {
     let rag = Messenger::new(
         connect().await,
         codec.clone(),
-        Source::new(&acme, "rag", "r-1").unwrap(),
+        EventSource::new(&acme, "rag", "r-1").unwrap(),
     )
     .with_telemetry(&rag_otel);
     let service = rag
         .serve(
             &SubjectPattern::all_tenants("rag", "query").unwrap(),
-            Some("rag"),
-            4,
+            ServeOptions::new().group("rag").concurrency(4),
             |task: AgentTask, _d| async move {
                 Ok(TaskResult {
                     task_id: task.task_id,
@@ -71,7 +70,7 @@ async fn one_trace_runs_from_the_caller_through_the_service() {
     let planner = Messenger::new(
         connect().await,
         codec,
-        Source::new(&acme, "agent", "planner").unwrap(),
+        EventSource::new(&acme, "agent", "planner").unwrap(),
     )
     .with_telemetry(&planner_otel);
     let subject = acme.scope().component("rag", "query").unwrap();
@@ -88,7 +87,7 @@ async fn one_trace_runs_from_the_caller_through_the_service() {
     assert_eq!(result.task_id, "t-9");
 
     // A payload that is not an AgentTask gets a 400, not silence.
-    let source = Source::new(&acme, "agent", "planner").unwrap();
+    let source = EventSource::new(&acme, "agent", "planner").unwrap();
     let junk = Envelope::builder(&source, "sdk.rag.query")
         .content_type("application/msgpack")
         .payload("\u{c1}".into())

@@ -29,13 +29,32 @@ pub struct Permissions {
 }
 
 impl Permissions {
-    /// The same allow-list for publish and subscribe.
+    /// The same allow-list for publish and subscribe, without `allow_responses`.
     pub fn both(subjects: &[&str]) -> Permissions {
         let subjects: Vec<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
         Permissions {
             publish: subjects.clone(),
             subscribe: subjects,
-            allow_responses: true,
+            allow_responses: false,
+        }
+    }
+
+    /// The tenant template of docs/nats.md: `sdk.<t>.>` and `_INBOX.<t>.>` for both
+    /// publish and subscribe, and no `allow_responses` (a tenant's replies go to its
+    /// own inbox, which it may publish to anyway; `allow_responses` would let it answer
+    /// into another tenant's subjects).
+    pub fn tenant(tenant: &str) -> Permissions {
+        Permissions::both(&[&format!("sdk.{tenant}.>"), &format!("_INBOX.{tenant}.>")])
+    }
+
+    /// The shared-service template of docs/nats.md: subscribe to `subjects` (for
+    /// example `sdk.*.rag.query`), publish only into tenant inboxes `_INBOX.*.>`, and
+    /// no `allow_responses`.
+    pub fn shared_service(subjects: &[&str]) -> Permissions {
+        Permissions {
+            publish: vec!["_INBOX.*.>".to_owned()],
+            subscribe: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            allow_responses: false,
         }
     }
 

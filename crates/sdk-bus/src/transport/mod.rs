@@ -220,6 +220,14 @@ impl Transport {
         }
     }
 
+    /// A message through the server and back: once it returns, every message the
+    /// server routed to this connection before it has been read.
+    pub(crate) async fn probe(&self, inbox_prefix: &str, limit: Duration) {
+        if let Transport::Nats(c) = self {
+            nats::round_trip(c, inbox_prefix, limit).await;
+        }
+    }
+
     /// Flushes and closes the connection.
     pub(crate) async fn close(&self, monitor: &Monitor) -> Result<(), BusError> {
         match self {

@@ -10,7 +10,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use sdk_bus::{Bus, BusConfig, BusEvent, Delivery, Envelope, Source, Subscription, TenantId};
+use sdk_bus::{Bus, BusConfig, BusEvent, Delivery, Envelope, EventSource, Subscription, TenantId};
+#[allow(unused_imports)]
+pub use sdk_bus::jetstream::dead_letter::{DeadLetter, DeadLetterQuery};
+#[allow(unused_imports)]
+pub use sdk_bus::{Operation, ServeOptions, ServiceCode};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -20,7 +24,7 @@ pub fn tenant(t: &str) -> TenantId {
 
 /// An envelope from `/<tenant>/test/t-1` with `body` as its payload.
 pub fn envelope(tenant_id: &str, body: &str) -> Envelope {
-    let source = Source::new(&tenant(tenant_id), "test", "t-1").unwrap();
+    let source = EventSource::new(&tenant(tenant_id), "test", "t-1").unwrap();
     Envelope::builder(&source, "sdk.test.message")
         .content_type("text/plain")
         .payload(Bytes::from(body.to_owned()))
@@ -68,4 +72,16 @@ pub async fn nats_bus(
 ) -> Bus {
     let config = tweak(BusConfig::builder().servers(url)).build().unwrap();
     Bus::connect(config).await.unwrap()
+}
+
+/// An error and its sources, one per line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str("\n  caused by: ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
