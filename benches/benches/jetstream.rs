@@ -14,7 +14,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 use sdk_benches::{PAYLOAD, runtime};
-use sdk_bus::{Bus, BusConfig, ConsumerSpec, Envelope, Outcome, EventSource, StreamSpec, TenantId};
+use sdk_bus::{Bus, BusConfig, ConsumerSpec, Envelope, EventSource, Outcome, StreamSpec, TenantId};
 use sdk_testkit::NatsServer;
 
 const BATCH: usize = 1000;

@@ -73,16 +73,31 @@ impl Bus {
     pub async fn connect(config: BusConfig) -> Result<Bus, BusError> {
         let monitor = Arc::new(Monitor::new());
         let client = crate::transport::nats::connect(&config, Arc::clone(&monitor)).await?;
-        Ok(Bus::with_transport(Transport::Nats(client), monitor, config))
+        Ok(Bus::with_transport(
+            Transport::Nats(client),
+            monitor,
+            config,
+        ))
     }
 
     /// A bus inside this process: no server, the same API and semantics as core NATS.
     pub fn in_process(config: BusConfig) -> Bus {
-        Bus::with_transport(
-            Transport::Memory(Arc::new(MemoryTransport::default())),
-            Arc::new(Monitor::new()),
+        let monitor = Arc::new(Monitor::new());
+        let transport = MemoryTransport::new(Arc::clone(&monitor));
+        Bus::with_transport(Transport::Memory(transport), monitor, config)
+    }
+
+    /// Another in-process bus on the same router as this one, as a second connection
+    /// to the same server: its own events, counters and drain. `None` when this bus
+    /// is not in-process.
+    pub fn in_process_peer(&self, config: BusConfig) -> Option<Bus> {
+        let monitor = Arc::new(Monitor::new());
+        let transport = self.inner.transport.memory_peer(Arc::clone(&monitor))?;
+        Some(Bus::with_transport(
+            Transport::Memory(transport),
+            monitor,
             config,
-        )
+        ))
     }
 
     /// Reads [`BusConfig::from_env`]: NATS when `NATS_URL` is set, otherwise the
@@ -243,7 +258,12 @@ impl Bus {
             .transport
             .subscribe(pattern.as_str(), group, &self.inner.config, &probe)
             .await?;
-        Ok(Subscription::new(raw, pattern.clone(), self.clone(), events))
+        Ok(Subscription::new(
+            raw,
+            pattern.clone(),
+            self.clone(),
+            events,
+        ))
     }
 
     /// The inbox prefix a probe may use: the configured inbox tenant's, else the
@@ -298,8 +318,7 @@ impl Bus {
             let own_inbox = (self.inner.config.inbox_tenant.as_ref() != Some(tenant))
                 .then(|| format!("{prefix}.{}", nuid::next()));
             let mut events = self.events();
-            let request =
-                crate::transport::nats::request(client, msg, own_inbox.clone(), timeout);
+            let request = crate::transport::nats::request(client, msg, own_inbox.clone(), timeout);
             tokio::pin!(request);
             loop {
                 tokio::select! {
@@ -320,9 +339,7 @@ impl Bus {
                 }
             }
         } else {
-            transport
-                .request(msg, &prefix, timeout, &self.inner.monitor)
-                .await?
+            transport.request(msg, &prefix, timeout).await?
         };
         Monitor::bump(&self.inner.monitor.counters.published);
         reply_to_result(reply)
@@ -404,6 +421,11 @@ impl Bus {
             .ok();
         self.inner.transport.flush().await.ok();
         self.inner.transport.close(&self.inner.monitor).await
+    }
+
+    /// Whether [`Bus::drain`] has begun.
+    pub fn is_draining(&self) -> bool {
+        *self.inner.draining.borrow()
     }
 
     pub(crate) fn monitor(&self) -> &Monitor {

@@ -92,7 +92,11 @@ impl EventSource {
     ///
     /// # Errors
     /// [`SubjectError::InvalidToken`] for a bad component or instance.
-    pub fn new(tenant: &TenantId, component: &str, instance: &str) -> Result<EventSource, SubjectError> {
+    pub fn new(
+        tenant: &TenantId,
+        component: &str,
+        instance: &str,
+    ) -> Result<EventSource, SubjectError> {
         let c = Token::new("component", component)?;
         let i = Token::new("instance id", instance)?;
         Ok(EventSource {

@@ -115,7 +115,9 @@ pub enum BusError {
     },
     /// A reply was not sent: its subject is not an inbox of the request's tenant
     /// (`_INBOX.<tenant>.…`), so answering there could write into another tenant.
-    #[error("reply to {reply:?} refused: replies go only to the inbox of tenant {tenant}, _INBOX.{tenant}.<id>")]
+    #[error(
+        "reply to {reply:?} refused: replies go only to the inbox of tenant {tenant}, _INBOX.{tenant}.<id>"
+    )]
     ReplyRefused {
         /// The reply subject the request named.
         reply: String,

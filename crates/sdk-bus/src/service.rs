@@ -249,8 +249,11 @@ impl Bus {
                     continue;
                 }
                 let Ok(ticket) = Arc::clone(&admitted).try_acquire_owned() else {
-                    unavailable(&delivery, "overloaded: every handler is busy and the queue is full")
-                        .await;
+                    unavailable(
+                        &delivery,
+                        "overloaded: every handler is busy and the queue is full",
+                    )
+                    .await;
                     continue;
                 };
                 if let Some(slot) = pool.try_slot() {
@@ -274,8 +277,11 @@ impl Bus {
                             drop(slot);
                         }
                         None => {
-                            unavailable(&delivery, "draining: the service is shutting down; try again")
-                                .await;
+                            unavailable(
+                                &delivery,
+                                "draining: the service is shutting down; try again",
+                            )
+                            .await;
                         }
                     }
                 });
@@ -299,9 +305,7 @@ async fn unavailable(delivery: &Delivery, why: &str) {
     bus.monitor().emit(BusEvent::Overloaded {
         subject: delivery.subject.to_string(),
     });
-    let result = delivery
-        .respond_error(ServiceCode::Unavailable, why)
-        .await;
+    let result = delivery.respond_error(ServiceCode::Unavailable, why).await;
     settle::report(bus, &delivery.subject, result);
 }
 

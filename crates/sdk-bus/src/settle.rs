@@ -148,7 +148,12 @@ pub(crate) fn error_headers(
 
 /// Sends an error reply for a message that was refused before any handler saw it. A
 /// malformed subject has no tenant, so it gets no reply at all.
-pub(crate) async fn refuse_with_error(bus: &Bus, raw_subject: &str, reply: &str, refusal: &Refusal) {
+pub(crate) async fn refuse_with_error(
+    bus: &Bus,
+    raw_subject: &str,
+    reply: &str,
+    refusal: &Refusal,
+) {
     let Ok(subject) = Subject::parse(raw_subject) else {
         Monitor::bump(&bus.monitor().counters.refused_replies);
         bus.monitor().emit(BusEvent::ReplyRefused {
@@ -237,7 +242,8 @@ pub(crate) fn dead_letter_headers(original: &Headers, facts: &DeadLetterFacts<'_
     for (name, value) in original.iter() {
         if name.eq_ignore_ascii_case(names::NATS_MSG_ID) {
             headers.push_trusted(dlq::MSG_ID, value.to_owned());
-        } else if !acted_on_by_server(name) && !dlq::ALL.iter().any(|d| name.eq_ignore_ascii_case(d))
+        } else if !acted_on_by_server(name)
+            && !dlq::ALL.iter().any(|d| name.eq_ignore_ascii_case(d))
         {
             headers.push_copied(name, value);
         }

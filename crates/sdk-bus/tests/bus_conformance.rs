@@ -3,68 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::fixture::Fixture;
 use common::*;
 use sdk_bus::{
-    Bus, BusConfig, BusConfigBuilder, BusError, BusEvent, ServiceFailure, Subject, SubjectPattern,
-    ServeOptions, ServiceCode,
+    Bus, BusConfig, BusError, BusEvent, ServeOptions, ServiceCode, ServiceFailure, Subject,
+    SubjectPattern,
 };
 use sdk_testkit::NatsServer;
-
-/// A way to get connected buses; the server (if any) lives as long as the fixture.
-struct Fixture {
-    server: Option<NatsServer>,
-    memory: Option<Bus>,
-}
-
-impl Fixture {
-    fn nats() -> Fixture {
-        Fixture {
-            server: Some(NatsServer::builder().max_payload(64 * 1024).start()),
-            memory: None,
-        }
-    }
-    fn memory() -> Fixture {
-        Fixture {
-            server: None,
-            memory: None,
-        }
-    }
-    /// A bus; on the in-process transport all buses of a fixture share one router.
-    async fn bus(&mut self, tweak: impl FnOnce(BusConfigBuilder) -> BusConfigBuilder) -> Bus {
-        match &self.server {
-            Some(server) => nats_bus(&server.url(), tweak).await,
-            None => {
-                if self.memory.is_none() {
-                    let config = tweak(BusConfig::builder().max_payload(64 * 1024))
-                        .build()
-                        .unwrap();
-                    self.memory = Some(Bus::in_process(config));
-                }
-                self.memory.clone().unwrap()
-            }
-        }
-    }
-}
-
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod nats {
-            use super::*;
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case(Fixture::nats()).await } )*
-        }
-        mod in_process {
-            use super::*;
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case(Fixture::memory()).await } )*
-        }
-    };
-}
 
 conformance!(
     pub_sub_keeps_headers_and_payload,
@@ -94,7 +45,12 @@ async fn a_failed_event_is_dead_lettered_with_its_headers(mut f: Fixture) {
         .serve(
             &acme.pattern(&["events", ">"]).unwrap(),
             ServeOptions::new().concurrency(1),
-            |_d| async move { Err(ServiceFailure::new(ServiceCode::HandlerFailed, "index is full")) },
+            |_d| async move {
+                Err(ServiceFailure::new(
+                    ServiceCode::HandlerFailed,
+                    "index is full",
+                ))
+            },
         )
         .await
         .unwrap();
@@ -557,63 +513,6 @@ async fn status_and_server_details(mut f: Fixture) {
 
 mod robustness {
     use super::*;
-
-    /// A handler that panics still answers, with a 500.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_panicking_handler_answers_with_500() {
-        let bus = Bus::in_process(BusConfig::builder().build().unwrap());
-        let service = bus
-            .serve(
-                &SubjectPattern::all_tenants("ml", "predict").unwrap(),
-                ServeOptions::new().concurrency(1),
-                |_d| async move {
-                    if true {
-                        panic!("model exploded");
-                    }
-                    Ok(envelope("acme", "unreachable"))
-                },
-            )
-            .await
-            .unwrap();
-        let err = bus
-            .request(
-                &tenant("acme").scope().component("ml", "predict").unwrap(),
-                envelope("acme", "x"),
-            )
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, BusError::ServiceError { code: 500, .. }),
-            "{err:?}"
-        );
-        service.abort();
-    }
-
-    /// A reply too large for the server becomes a 413 error reply.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reply_too_large_becomes_413() {
-        let bus = Bus::in_process(BusConfig::builder().max_payload(4096).build().unwrap());
-        let service = bus
-            .serve(
-                &SubjectPattern::all_tenants("rag", "query").unwrap(),
-                ServeOptions::new().concurrency(1),
-                |_d| async move { Ok(envelope("acme", &"x".repeat(8192))) },
-            )
-            .await
-            .unwrap();
-        let err = bus
-            .request(
-                &tenant("acme").scope().component("rag", "query").unwrap(),
-                envelope("acme", "q"),
-            )
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, BusError::ServiceError { code: 413, .. }),
-            "{err:?}"
-        );
-        service.abort();
-    }
 
     /// Two different tenant headers on one message are refused, not resolved by order.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

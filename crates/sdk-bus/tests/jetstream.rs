@@ -164,7 +164,12 @@ fn fast_spec(durable: &str) -> ConsumerSpec {
 }
 
 /// Waits until `bus` has stored `n` dead letters, then lists them.
-async fn dead_letters_after(bus: &Bus, js: &JetStream, n: u64, query: DeadLetterQuery) -> Vec<DeadLetter> {
+async fn dead_letters_after(
+    bus: &Bus,
+    js: &JetStream,
+    n: u64,
+    query: DeadLetterQuery,
+) -> Vec<DeadLetter> {
     tokio::time::timeout(WAIT, async {
         while bus.stats().dead_lettered < n {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -219,7 +224,11 @@ async fn a_message_that_always_fails_ends_in_the_dead_letter_stream_intact() {
         Some(id.as_str()),
         "the original headers are kept"
     );
-    assert_eq!(original.payload().as_ref(), b"poison", "the payload is intact");
+    assert_eq!(
+        original.payload().as_ref(),
+        b"poison",
+        "the payload is intact"
+    );
     assert_eq!(bus.stats().dead_lettered, 1);
 
     // Replay puts it back on its subject and takes it out of the dead letters.
@@ -478,9 +487,22 @@ async fn processed_ids_are_remembered_for_effectively_once_handling() {
         .idempotency("sdk_processed", Duration::from_secs(3600))
         .await
         .unwrap();
-    assert!(seen.first_time(&tenant("acme"), "4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
-    assert!(!seen.first_time(&tenant("acme"), "4bYhFfyLcdd6PZFk0yq3Hq").await.unwrap());
-    assert!(seen.first_time(&tenant("acme"), "another id").await.unwrap());
+    assert!(
+        seen.first_time(&tenant("acme"), "4bYhFfyLcdd6PZFk0yq3Hq")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !seen
+            .first_time(&tenant("acme"), "4bYhFfyLcdd6PZFk0yq3Hq")
+            .await
+            .unwrap()
+    );
+    assert!(
+        seen.first_time(&tenant("acme"), "another id")
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,8 @@ use sdk_bus::{Auth, Bus, BusConfig, BusError, BusEvent, Secret, SubjectPattern};
 use sdk_testkit::{NatsServer, NatsUser, Permissions};
 
 fn server() -> NatsServer {
-    let tenant_user = |t: &str| NatsUser::password(t, &format!("{t}-pw"), Some(Permissions::tenant(t)));
+    let tenant_user =
+        |t: &str| NatsUser::password(t, &format!("{t}-pw"), Some(Permissions::tenant(t)));
     NatsServer::builder()
         .user(tenant_user("alpha"))
         .user(tenant_user("beta"))

@@ -269,9 +269,9 @@ impl Messenger {
                     let (cx, started) = me.process_span(&delivery, group_name.as_deref());
                     let subject = delivery.subject.clone();
                     let outcome = async {
-                        let request: T = me
-                            .decode(&delivery.envelope)
-                            .map_err(|e| ServiceFailure::new(ServiceCode::BadRequest, e.to_string()))?;
+                        let request: T = me.decode(&delivery.envelope).map_err(|e| {
+                            ServiceFailure::new(ServiceCode::BadRequest, e.to_string())
+                        })?;
                         // The handler runs inside the process span: its logs carry the
                         // trace id, and what it publishes continues the trace.
                         let answer = handler(request, delivery).with_context(cx.clone()).await?;

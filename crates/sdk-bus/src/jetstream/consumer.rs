@@ -247,11 +247,8 @@ pub(crate) struct Consuming {
 
 type Lane = mpsc::UnboundedSender<(jetstream::Message, OwnedSemaphorePermit)>;
 
-async fn run<F, Fut>(
-    cx: Arc<Consuming>,
-    mut messages: consumer::pull::Stream,
-    handler: Arc<F>,
-) where
+async fn run<F, Fut>(cx: Arc<Consuming>, mut messages: consumer::pull::Stream, handler: Arc<F>)
+where
     F: Fn(JetStreamDelivery) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
@@ -263,7 +260,8 @@ async fn run<F, Fut>(
     let lanes: Vec<Lane> = if cx.spec.ordered_by_workflow {
         (0..cx.spec.concurrency.max(1))
             .map(|_| {
-                let (tx, mut rx) = mpsc::unbounded_channel::<(jetstream::Message, OwnedSemaphorePermit)>();
+                let (tx, mut rx) =
+                    mpsc::unbounded_channel::<(jetstream::Message, OwnedSemaphorePermit)>();
                 let (cx, handler) = (Arc::clone(&cx), Arc::clone(&handler));
                 pool.spawn(None, async move {
                     while let Some((msg, slot)) = rx.recv().await {
@@ -393,10 +391,11 @@ async fn progress(cx: &Consuming, msg: &jetstream::Message) {
     loop {
         tick.tick().await;
         if let Err(e) = msg.ack_with(AckKind::Progress).await {
-            cx.js
-                .bus
-                .monitor()
-                .ack_failed(msg.subject.as_str(), AckOperation::Progress, e.to_string());
+            cx.js.bus.monitor().ack_failed(
+                msg.subject.as_str(),
+                AckOperation::Progress,
+                e.to_string(),
+            );
         }
     }
 }

@@ -30,20 +30,30 @@ impl DeadLetterTarget {
         }
     }
 
-    async fn stream_for(&self, js: &JetStream, tenant: &str, subject: &str) -> Result<String, BusError> {
+    async fn stream_for(
+        &self,
+        js: &JetStream,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<String, BusError> {
         if let Some(named) = &self.named {
             return Ok(named.clone());
         }
-        if let Some(found) = self.by_tenant.lock().ok().and_then(|m| m.get(tenant).cloned()) {
+        if let Some(found) = self
+            .by_tenant
+            .lock()
+            .ok()
+            .and_then(|m| m.get(tenant).cloned())
+        {
             return Ok(found);
         }
-        let found = js
-            .context
-            .stream_by_subject(subject)
-            .await
-            .map_err(|_| BusError::NoStream {
-                subject: subject.to_owned(),
-            })?;
+        let found =
+            js.context
+                .stream_by_subject(subject)
+                .await
+                .map_err(|_| BusError::NoStream {
+                    subject: subject.to_owned(),
+                })?;
         if let Ok(mut m) = self.by_tenant.lock() {
             m.insert(tenant.to_owned(), found.clone());
         }
@@ -91,7 +101,11 @@ pub(crate) async fn store(
         .await?;
     headers.insert_static("Nats-Expected-Stream", stream)?;
     let payload = settle::fit_payload(&mut headers, &msg.payload, cx.js.bus.max_payload());
-    cx.js.send(&dlq_subject, headers, payload).await?.ack().await?;
+    cx.js
+        .send(&dlq_subject, headers, payload)
+        .await?
+        .ack()
+        .await?;
     settle::record_dead_letter(cx.js.bus.monitor(), subject, reason);
     Ok(())
 }
@@ -269,7 +283,11 @@ impl JetStream {
     /// # Errors
     /// [`BusError::Conflict`] for a dead letter without its original subject, or whose
     /// omitted payload is gone; [`BusError::JetStream`]; an invalid subject.
-    pub async fn replay(&self, stream: &str, letter: &DeadLetter) -> Result<super::publish::PublishAck, BusError> {
+    pub async fn replay(
+        &self,
+        stream: &str,
+        letter: &DeadLetter,
+    ) -> Result<super::publish::PublishAck, BusError> {
         let missing = |what: &str| BusError::Conflict {
             what: format!("dead letter {}", letter.sequence),
             reason: what.to_owned(),
@@ -290,7 +308,11 @@ impl JetStream {
             names::NATS_MSG_ID,
             format!("replay-{}-{}", letter.sequence, crate::new_id()),
         );
-        let ack = self.send(subject.as_str(), headers, payload).await?.ack().await?;
+        let ack = self
+            .send(subject.as_str(), headers, payload)
+            .await?
+            .ack()
+            .await?;
         let s = self
             .context
             .get_stream(stream)

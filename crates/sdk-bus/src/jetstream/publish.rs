@@ -140,7 +140,10 @@ impl JetStream {
         if let Some(seq) = options.expected_last_subject_sequence {
             headers.insert_static("Nats-Expected-Last-Subject-Sequence", seq.to_string())?;
         }
-        self.send(subject.as_str(), headers, payload).await?.ack().await
+        self.send(subject.as_str(), headers, payload)
+            .await?
+            .ack()
+            .await
     }
 
     /// Publishes without waiting for the ack: many publishes can be in flight, and

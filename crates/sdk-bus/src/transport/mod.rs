@@ -58,7 +58,7 @@ pub struct ServerDetails {
 #[derive(Debug)]
 pub(crate) enum Transport {
     Nats(async_nats::Client),
-    Memory(Arc<MemoryTransport>),
+    Memory(MemoryTransport),
 }
 
 /// A subscription as the transport hands it out.
@@ -154,7 +154,7 @@ impl Transport {
                 if router.is_closed() {
                     return Err(BusError::Closed);
                 }
-                router.publish(msg, monitor);
+                router.publish(msg);
                 Ok(())
             }
         }
@@ -195,18 +195,13 @@ impl Transport {
         msg: RawMessage,
         inbox_prefix: &str,
         timeout: Duration,
-        monitor: &Monitor,
     ) -> Result<RawMessage, BusError> {
         match self {
             Transport::Nats(c) => {
                 let inbox = format!("{inbox_prefix}.{}", nuid::next());
                 nats::request(c, msg, Some(inbox), timeout).await
             }
-            Transport::Memory(router) => {
-                router
-                    .request(msg, inbox_prefix, timeout, monitor)
-                    .await
-            }
+            Transport::Memory(router) => router.request(msg, inbox_prefix, timeout).await,
         }
     }
 
@@ -240,6 +235,13 @@ impl Transport {
                 monitor.emit(crate::BusEvent::Closed);
                 Ok(())
             }
+        }
+    }
+
+    pub(crate) fn memory_peer(&self, monitor: Arc<Monitor>) -> Option<MemoryTransport> {
+        match self {
+            Transport::Memory(m) => Some(m.peer(monitor)),
+            Transport::Nats(_) => None,
         }
     }
 

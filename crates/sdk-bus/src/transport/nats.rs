@@ -8,8 +8,8 @@ use bytes::Bytes;
 
 use super::RawMessage;
 use crate::config::Auth;
-use crate::events::{BusEvent, Monitor, permission_violation};
 use crate::error::Scrubbed;
+use crate::events::{BusEvent, Monitor, permission_violation};
 use crate::{BusConfig, BusError, ConfigError, Headers};
 
 pub(crate) async fn connect(

@@ -9,10 +9,30 @@
 
 use std::time::Duration;
 
+pub mod fixture;
+
+/// Runs each case against a real nats-server (`nats::<case>`) and in-process
+/// (`in_process::<case>`).
+#[allow(unused_macros)]
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod nats {
+            use super::*;
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(common::fixture::Fixture::nats()).await } )*
+        }
+        mod in_process {
+            use super::*;
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(common::fixture::Fixture::memory()).await } )*
+        }
+    };
+}
+
 use bytes::Bytes;
-use sdk_bus::{Bus, BusConfig, BusEvent, Delivery, Envelope, EventSource, Subscription, TenantId};
 #[allow(unused_imports)]
 pub use sdk_bus::jetstream::dead_letter::{DeadLetter, DeadLetterQuery};
+use sdk_bus::{Bus, BusConfig, BusEvent, Delivery, Envelope, EventSource, Subscription, TenantId};
 #[allow(unused_imports)]
 pub use sdk_bus::{Operation, ServeOptions, ServiceCode};
 

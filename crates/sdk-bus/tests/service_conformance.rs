@@ -1,0 +1,247 @@
+//! Services under faults, on both transports: a panic, a reply too large, a handler
+//! past its timeout, a full queue, and a drain with requests in flight. Every request
+//! gets an answer; none is left to time out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::fixture::Fixture;
+use common::*;
+use sdk_bus::{Bus, BusError, Envelope, SubjectPattern};
+use tokio::sync::Semaphore;
+
+conformance!(
+    a_panicking_handler_answers_500,
+    a_reply_too_large_becomes_413,
+    a_handler_past_its_timeout_answers_408,
+    an_overloaded_service_answers_503,
+    drain_answers_every_request_in_flight,
+);
+
+fn query() -> sdk_bus::Subject {
+    tenant("acme").scope().component("rag", "query").unwrap()
+}
+
+fn service_code(result: &Result<Envelope, BusError>) -> Option<u16> {
+    match result {
+        Err(BusError::ServiceError { code, .. }) => Some(*code),
+        _ => None,
+    }
+}
+
+/// Waits until `counter` reaches `n`.
+async fn reached(counter: &AtomicUsize, n: usize) {
+    tokio::time::timeout(WAIT, async {
+        while counter.load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the handlers started");
+}
+
+async fn a_panicking_handler_answers_500(mut f: Fixture) {
+    let server = f.bus(|b| b).await;
+    let client = f.bus(|b| b).await;
+    let service = server
+        .serve(
+            &SubjectPattern::from(&query()),
+            ServeOptions::new(),
+            |_d| async move {
+                if true {
+                    panic!("model exploded");
+                }
+                Ok(envelope("acme", "unreachable"))
+            },
+        )
+        .await
+        .unwrap();
+    let err = client
+        .request(&query(), envelope("acme", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "service error 500: the handler panicked");
+    service.abort();
+}
+
+async fn a_reply_too_large_becomes_413(mut f: Fixture) {
+    let server = f.bus(|b| b).await;
+    let client = f.bus(|b| b).await;
+    let service = server
+        .serve(
+            &SubjectPattern::from(&query()),
+            ServeOptions::new(),
+            |_d| async move { Ok(envelope("acme", &"x".repeat(128 * 1024))) },
+        )
+        .await
+        .unwrap();
+    let err = client
+        .request(&query(), envelope("acme", "q"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BusError::ServiceError { code: 413, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("over the server's max_payload of 65536"),
+        "{err}"
+    );
+    service.abort();
+}
+
+async fn a_handler_past_its_timeout_answers_408(mut f: Fixture) {
+    let server = f.bus(|b| b).await;
+    let client = f.bus(|b| b).await;
+    let service = server
+        .serve(
+            &SubjectPattern::from(&query()),
+            ServeOptions::new().timeout(Duration::from_millis(100)),
+            |_d| async move {
+                std::future::pending::<()>().await;
+                Ok(envelope("acme", "never"))
+            },
+        )
+        .await
+        .unwrap();
+    let err = client
+        .request(&query(), envelope("acme", "q"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "service error 408: the handler ran past its timeout of 100ms"
+    );
+    assert_eq!(server.stats().handler_timeouts, 1);
+    service.abort();
+}
+
+async fn an_overloaded_service_answers_503(mut f: Fixture) {
+    let server = f.bus(|b| b).await;
+    let client = f.bus(|b| b).await;
+    let gate = Arc::new(Semaphore::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let (g, s) = (gate.clone(), started.clone());
+    let service = server
+        .serve(
+            &SubjectPattern::from(&query()),
+            ServeOptions::new().concurrency(1).max_pending(0),
+            move |_d| {
+                let (g, s) = (g.clone(), s.clone());
+                async move {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    g.acquire().await.unwrap().forget();
+                    Ok(envelope("acme", "done"))
+                }
+            },
+        )
+        .await
+        .unwrap();
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(&query(), envelope("acme", "1")).await }
+    });
+    reached(&started, 1).await;
+    // The only handler is busy and nothing may wait: refused at once, not queued.
+    let second = client.request(&query(), envelope("acme", "2")).await;
+    assert_eq!(service_code(&second), Some(503), "{second:?}");
+    assert!(
+        second.unwrap_err().to_string().contains("overloaded"),
+        "the refusal says why"
+    );
+    gate.add_permits(1);
+    assert_eq!(first.await.unwrap().unwrap().payload().as_ref(), b"done");
+    assert_eq!(server.stats().overloaded, 1);
+    service.abort();
+}
+
+async fn drain_answers_every_request_in_flight(mut f: Fixture) {
+    let server = f.bus(|b| b).await;
+    let client = f.bus(|b| b.request_timeout(Duration::from_secs(20))).await;
+    let gate = Arc::new(Semaphore::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let (g, s) = (gate.clone(), started.clone());
+    let service = server
+        .serve(
+            &SubjectPattern::from(&query()),
+            ServeOptions::new().concurrency(2),
+            move |d| {
+                let (g, s) = (g.clone(), s.clone());
+                async move {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    g.acquire().await.unwrap().forget();
+                    Ok(envelope("acme", &format!("answer {}", body(&d))))
+                }
+            },
+        )
+        .await
+        .unwrap();
+    let total = 6;
+    let requests: Vec<_> = (0..total)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .request(&query(), envelope("acme", &i.to_string()))
+                    .await
+            })
+        })
+        .collect();
+    // Two handlers run (and block); the other four wait for a handler.
+    reached(&started, 2).await;
+    let delivered = || server.stats().delivered;
+    tokio::time::timeout(WAIT, async {
+        while delivered() < total {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every request reached the service");
+    let drain = tokio::spawn({
+        let server: Bus = server.clone();
+        async move { server.drain().await }
+    });
+    tokio::time::timeout(WAIT, async {
+        while !server.is_draining() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the drain began");
+    // The two running handlers finish only now, after the drain began.
+    gate.add_permits(total as usize);
+    let mut answered = 0;
+    let mut unavailable = 0;
+    for r in requests {
+        match r.await.unwrap() {
+            Ok(reply) => {
+                assert!(body_of(&reply).starts_with("answer "), "{reply:?}");
+                answered += 1;
+            }
+            Err(BusError::ServiceError { code: 503, message }) => {
+                assert!(message.contains("draining"), "{message}");
+                unavailable += 1;
+            }
+            Err(other) => panic!("a request was lost: {other:?}"),
+        }
+    }
+    assert!(answered >= 2, "the handlers in flight replied: {answered}");
+    assert_eq!(answered + unavailable, total as usize);
+    tokio::time::timeout(WAIT, service.wait())
+        .await
+        .expect("the service ended after the drain")
+        .unwrap();
+    drain.await.unwrap().unwrap();
+    assert_eq!(server.stats().settle_failures, 0);
+}
+
+fn body_of(e: &Envelope) -> String {
+    String::from_utf8(e.payload().to_vec()).unwrap()
+}
