@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use futures::StreamExt as _;
 use sdk_bus::{
     Bus, BusError, ConsumerSpec, JetStream, Outcome, PublishOptions, StreamSpec, Subject,
 };
-use sdk_testkit::{NatsCluster, NatsServer, wait_until};
+use sdk_testkit::{NatsServer, wait_until};
 
 async fn setup(server: &NatsServer) -> (Bus, JetStream) {
     let bus = nats_bus(&server.url(), |b| b.request_timeout(Duration::from_secs(5))).await;
@@ -512,161 +512,5 @@ async fn jetstream_is_refused_on_the_in_process_transport() {
     assert_eq!(
         err.to_string(),
         "JetStream is not available on the in-process transport"
-    );
-}
-
-/// Publishes `total` messages with ids `m-<n>`, retrying each until acked; calls
-/// `midway` once after `at` acks. Returns the acked ids.
-async fn publish_through<F: std::future::Future<Output = ()>>(
-    js: &JetStream,
-    total: usize,
-    at: usize,
-    midway: impl FnOnce() -> F,
-) -> BTreeSet<String> {
-    let mut acked = BTreeSet::new();
-    let mut midway = Some(midway);
-    let source = sdk_bus::EventSource::new(&tenant("acme"), "test", "p-1").unwrap();
-    for n in 0..total {
-        let env = sdk_bus::Envelope::builder(&source, "sdk.test.message")
-            .id(&format!("m-{n}"))
-            .payload(Bytes::from(format!("m-{n}")))
-            .build()
-            .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            match js
-                .publish(&event("acme", "order.placed"), env.clone())
-                .await
-            {
-                Ok(_) => {
-                    acked.insert(format!("m-{n}"));
-                    break;
-                }
-                Err(e) => {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "publishing m-{n} never recovered: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-        if acked.len() == at
-            && let Some(f) = midway.take()
-        {
-            f().await;
-        }
-    }
-    acked
-}
-
-/// Consumes everything on SDK_EVENTS with a fresh durable; returns the payloads.
-async fn consume_all(js: &JetStream, expect: usize) -> BTreeSet<String> {
-    let got: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    // Right after a failover the new leader may still be elected: retry creating the
-    // consumer until it is there.
-    let worker = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let g = got.clone();
-            match js
-                .consume(ConsumerSpec::new("SDK_EVENTS", "audit"), move |d| {
-                    g.lock().unwrap().insert(body_of(&d.envelope));
-                    async { Outcome::Ack }
-                })
-                .await
-            {
-                Ok(w) => return w,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    })
-    .await
-    .expect("the consumer could be created");
-    let _ = wait_until(Duration::from_secs(30), || {
-        (got.lock().unwrap().len() >= expect).then_some(())
-    });
-    worker.abort();
-    got.lock().unwrap().clone()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_publish_survives_a_sigkill_of_the_server() {
-    let server = Arc::new(Mutex::new(NatsServer::builder().jetstream().start()));
-    let url = server.lock().unwrap().url();
-    let bus = nats_bus(&url, |b| b.request_timeout(Duration::from_secs(2))).await;
-    let js = bus.jetstream().unwrap();
-    js.ensure_stream(&StreamSpec::events()).await.unwrap();
-    let s = server.clone();
-    let acked = publish_through(&js, 400, 150, move || async move {
-        let s2 = s.clone();
-        // Kill -9 mid-stream, bring it back on the same port and store.
-        tokio::task::spawn_blocking(move || {
-            let mut guard = s2.lock().unwrap();
-            guard.kill();
-            guard.restart();
-        })
-        .await
-        .unwrap();
-    })
-    .await;
-    assert_eq!(acked.len(), 400);
-    let consumed = consume_all(&js, acked.len()).await;
-    let lost: Vec<_> = acked.difference(&consumed).collect();
-    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_publish_survives_killing_the_stream_leader_in_a_cluster() {
-    let cluster = Arc::new(Mutex::new(NatsCluster::start(3)));
-    let urls = cluster.lock().unwrap().urls();
-    let bus = nats_bus(&urls, |b| b.request_timeout(Duration::from_secs(3))).await;
-    let js = bus.jetstream().unwrap();
-    // The meta leader may still be in election right after start: retry until ready.
-    let ready = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if js
-                .ensure_stream(&StreamSpec::events().replicas(3))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    assert!(ready.is_ok(), "the R3 stream could not be created");
-    let raw = async_nats::connect(urls.split(',').next().unwrap())
-        .await
-        .unwrap();
-    let raw_js = async_nats::jetstream::new(raw);
-    let c = cluster.clone();
-    let acked = publish_through(&js, 300, 100, move || async move {
-        let mut stream = raw_js.get_stream("SDK_EVENTS").await.unwrap();
-        let leader = stream
-            .info()
-            .await
-            .unwrap()
-            .cluster
-            .as_ref()
-            .and_then(|c| c.leader.clone())
-            .unwrap();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = c.lock().unwrap();
-            guard
-                .server_mut(&leader)
-                .expect("leader is a cluster node")
-                .kill();
-        })
-        .await
-        .unwrap();
-    })
-    .await;
-    assert_eq!(acked.len(), 300);
-    let consumed = consume_all(&js, acked.len()).await;
-    let lost: Vec<_> = acked.difference(&consumed).collect();
-    assert!(
-        lost.is_empty(),
-        "acknowledged but lost after failover: {lost:?}"
     );
 }
