@@ -250,6 +250,9 @@ impl Telemetry {
             return Ok(());
         }
         self.down = true;
+        // Stop serving scrapes first: this closes the listener and open connections.
+        #[cfg(feature = "prometheus")]
+        drop(self.prometheus.take());
         let fail = |signal: &'static str| {
             move |e: opentelemetry_sdk::error::OTelSdkError| TelemetryError::Shutdown {
                 signal,
