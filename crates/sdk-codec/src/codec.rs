@@ -464,11 +464,19 @@ fn encode_error(format: Format, e: impl std::fmt::Display) -> CodecError {
 }
 
 /// Decompresses zstd, stopping with [`CodecError::TooLarge`] once `limit` is passed.
+///
+/// A frame's header declares the window a decoder must keep, and zstd allocates it
+/// before producing any output: twelve bytes can ask for 2 GiB. Every frame is
+/// checked first ([`check_frames`]), and the decoder itself is held to the same
+/// window, so the memory decoding takes stays near `limit`.
 fn decompress(bytes: &[u8], limit: usize) -> Result<Bytes, CodecError> {
     let fail = |e: std::io::Error| CodecError::Decompression {
         message: e.to_string(),
     };
-    let decoder = zstd::stream::read::Decoder::with_buffer(bytes).map_err(fail)?;
+    let window_log = window_log_for(limit);
+    check_frames(bytes, 1u64 << window_log)?;
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(bytes).map_err(fail)?;
+    decoder.window_log_max(window_log).map_err(fail)?;
     let mut out = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     decoder.take(cap).read_to_end(&mut out).map_err(fail)?;
@@ -480,6 +488,107 @@ fn decompress(bytes: &[u8], limit: usize) -> Result<Bytes, CodecError> {
         });
     }
     Ok(Bytes::from(out))
+}
+
+/// zstd's smallest and (on 64-bit targets) largest window logs.
+const WINDOW_LOG_MIN: u32 = 10;
+const WINDOW_LOG_MAX: u32 = 31;
+
+/// The smallest window log whose window holds `limit` bytes: no frame whose output
+/// fits the limit needs a longer history.
+fn window_log_for(limit: usize) -> u32 {
+    let log = limit.max(1).next_power_of_two().trailing_zeros();
+    log.clamp(WINDOW_LOG_MIN, WINDOW_LOG_MAX)
+}
+
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
+const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
+
+/// Walks the frames of `bytes` (headers and block headers only; nothing is
+/// decompressed) and refuses a frame that declares a window over `max_window`, or
+/// one in a legacy format, whose decoders ignore the window limit. Anything else
+/// wrong is left for the decoder to report.
+fn check_frames(bytes: &[u8], max_window: u64) -> Result<(), CodecError> {
+    let mut at = 0usize;
+    while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
+        let Some(magic) = le(rest, 0, 4) else {
+            return Ok(());
+        };
+        let magic = magic as u32;
+        let size = if magic & SKIPPABLE_MASK == SKIPPABLE_MAGIC {
+            match le(rest, 4, 4).and_then(|n| usize::try_from(n).ok()) {
+                Some(n) => n.saturating_add(8),
+                None => return Ok(()),
+            }
+        } else if magic == ZSTD_MAGIC {
+            if let Some(window) = declared_window(rest)
+                && window > max_window
+            {
+                return Err(CodecError::WindowTooLarge {
+                    window,
+                    limit: max_window,
+                });
+            }
+            match zstd::zstd_safe::find_frame_compressed_size(rest) {
+                Ok(n) => n,
+                Err(_) => return Ok(()),
+            }
+        } else if let Some(version) = legacy_version(magic) {
+            return Err(CodecError::Decompression {
+                message: format!(
+                    "the frame at byte {at} is in a legacy zstd format (v0.{version}); \
+                     only the standard zstd format (RFC 8878) is accepted"
+                ),
+            });
+        } else {
+            return Ok(());
+        };
+        at = at.saturating_add(size.max(1));
+    }
+    Ok(())
+}
+
+/// The format version of a legacy zstd frame's magic number (v0.1 to v0.7).
+fn legacy_version(magic: u32) -> Option<u32> {
+    match magic {
+        0xFD2F_B51E => Some(1),
+        0xFD2F_B522..=0xFD2F_B527 => Some(magic - 0xFD2F_B520),
+        _ => None,
+    }
+}
+
+/// The window a standard zstd frame declares (RFC 8878, 3.1.1.1): the window
+/// descriptor, or for a single-segment frame the content size. `None` when the
+/// header is cut short.
+fn declared_window(frame: &[u8]) -> Option<u64> {
+    let descriptor = *frame.get(4)?;
+    let single_segment = descriptor & 0x20 != 0;
+    if !single_segment {
+        let w = *frame.get(5)?;
+        let log = 10 + u32::from(w >> 3);
+        let base = 1u64 << log;
+        return Some(base + (base >> 3) * u64::from(w & 7));
+    }
+    let dictionary_id_len = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    let at = 5 + dictionary_id_len;
+    match descriptor >> 6 {
+        0 => le(frame, at, 1),
+        1 => le(frame, at, 2).map(|n| n + 256),
+        2 => le(frame, at, 4),
+        _ => le(frame, at, 8),
+    }
+}
+
+/// `n` bytes little-endian at `at`.
+fn le(bytes: &[u8], at: usize, n: usize) -> Option<u64> {
+    let slice = bytes.get(at..at.checked_add(n)?)?;
+    Some(
+        slice
+            .iter()
+            .rev()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+    )
 }
 
 /// Decodes `bytes` in `format`, with no compression, schema or validation step.

@@ -7,13 +7,10 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
-    /// The content type is not one this codec speaks.
-    #[error(
-        "unsupported content type {content_type:?}: expected application/json, \
-         application/msgpack or application/protobuf"
-    )]
+    /// The content type is not one this codec speaks, or there is none (empty).
+    #[error("{}", content_type_text(content_type))]
     UnsupportedContentType {
-        /// The content type as received.
+        /// The content type as received; empty when the message had none.
         content_type: String,
     },
     /// The content encoding is not one this codec speaks.
@@ -39,11 +36,12 @@ pub enum CodecError {
         message: String,
     },
     /// The bytes parse, but do not fit the type.
-    #[error("data error in {format} payload at `{path}`: {message}")]
+    #[error("data error in {format} payload at {}: {message}", shown_path(path))]
     Data {
         /// The format being decoded.
         format: &'static str,
-        /// The field path, e.g. `metadata.tags[2]`; `.` for the root.
+        /// The field path, e.g. `metadata.tags[2]`; `.` for the root (shown as
+        /// `(root)` in the message).
         path: String,
         /// What did not fit.
         message: String,
@@ -73,7 +71,7 @@ pub enum CodecError {
         value: String,
     },
     /// The value decoded, but breaks a rule of its type.
-    #[error("validation failed for {schema} at `{path}`: {reason}")]
+    #[error("validation failed for {schema} at {}: {reason}", shown_path(path))]
     Validation {
         /// The schema (or Rust type) name.
         schema: String,
@@ -91,6 +89,20 @@ pub enum CodecError {
         limit: usize,
         /// The actual size (for decompression: the size at which decoding stopped).
         actual: usize,
+    },
+    /// A zstd frame declares a window (the history a decoder must keep) larger than
+    /// the decompressed-size limit allows: decoding it would allocate that window.
+    #[error(
+        "zstd frame declares a {window}-byte window, over the limit of {limit} bytes \
+         set by the decompressed-size limit; compress with a smaller window \
+         (a lower level, or a known content size) or raise max_decoded_size"
+    )]
+    WindowTooLarge {
+        /// The window the frame declares, in bytes.
+        window: u64,
+        /// The largest window accepted: the decompressed-size limit rounded up to a
+        /// power of two (at least 1 KiB).
+        limit: u64,
     },
     /// The compressed payload is corrupt.
     #[error("zstd decompression failed: {message}")]
@@ -114,6 +126,29 @@ pub enum CodecError {
         /// Why.
         message: String,
     },
+}
+
+/// The media types `decode` accepts, for messages.
+const ACCEPTED: &str = "application/json, application/msgpack or application/protobuf";
+
+fn content_type_text(content_type: &str) -> String {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.is_empty() {
+        format!(
+            "the message has no content type: set the ce-datacontenttype header \
+             (or Content-Type) to {ACCEPTED}"
+        )
+    } else {
+        format!("unsupported content type {content_type:?}: expected {ACCEPTED}")
+    }
+}
+
+/// A field path for messages: `` `metadata.k` ``, or `(root)` for the value itself.
+fn shown_path(path: &str) -> String {
+    match path {
+        "" | "." => "(root)".to_owned(),
+        p => format!("`{p}`"),
+    }
 }
 
 /// A broken rule found by a type's validation, before it is tied to a schema.

@@ -147,13 +147,7 @@ mod tests {
 
     #[test]
     fn other_media_types_are_refused_by_name() {
-        for text in [
-            "text/plain",
-            "application/xml",
-            "",
-            "json",
-            "application/x-",
-        ] {
+        for text in ["text/plain", "application/xml", "json", "application/x-"] {
             let err = text.parse::<Format>().unwrap_err();
             assert_eq!(
                 err.to_string(),

@@ -24,16 +24,34 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>
 /// The length in bytes of the first MessagePack value in `bytes`, or `None` when it
 /// is truncated or malformed. Walks markers only; no values are built.
 pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
+    walk(bytes).ok()
+}
+
+/// Why [`walk`] stopped before the end of the first value.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    /// The reserved marker 0xc1 where a value starts, at this byte offset.
+    Reserved(usize),
+    /// Truncated, or a length that cannot fit.
+    Malformed,
+}
+
+/// The length of the first MessagePack value in `bytes`, walking markers in the order
+/// a deserializer reads them.
+fn walk(bytes: &[u8]) -> Result<usize, Stop> {
     let mut pos = 0usize;
     // Values still to skip; each is at least one byte, so more than remain is malformed.
     let mut pending: u64 = 1;
-    let be = |at: usize, n: usize| -> Option<u64> {
-        let slice = bytes.get(at..at.checked_add(n)?)?;
-        Some(slice.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    let be = |at: usize, n: usize| -> Result<u64, Stop> {
+        let slice = at
+            .checked_add(n)
+            .and_then(|end| bytes.get(at..end))
+            .ok_or(Stop::Malformed)?;
+        Ok(slice.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     };
     while pending > 0 {
         pending -= 1;
-        let marker = *bytes.get(pos)?;
+        let marker = *bytes.get(pos).ok_or(Stop::Malformed)?;
         // (bytes of header after the marker, payload bytes, child values)
         let (header, payload, children): (usize, u64, u64) = match marker {
             0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0),
@@ -61,20 +79,37 @@ pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
             0xdd => (4, 0, be(pos + 1, 4)?),
             0xde => (2, 0, 2 * be(pos + 1, 2)?),
             0xdf => (4, 0, 2 * be(pos + 1, 4)?),
-            0xc1 => return None,
+            0xc1 => return Err(Stop::Reserved(pos)),
         };
         pos = pos
-            .checked_add(1 + header)?
-            .checked_add(usize::try_from(payload).ok()?)?;
+            .checked_add(1 + header)
+            .and_then(|p| p.checked_add(usize::try_from(payload).ok()?))
+            .ok_or(Stop::Malformed)?;
         if pos > bytes.len() {
-            return None;
+            return Err(Stop::Malformed);
         }
-        pending = pending.checked_add(children)?;
+        pending = pending.checked_add(children).ok_or(Stop::Malformed)?;
         if pending > (bytes.len() - pos) as u64 {
-            return None;
+            return Err(Stop::Malformed);
         }
     }
-    Some(pos)
+    Ok(pos)
+}
+
+/// What kind of value a marker byte starts, for messages.
+fn kind_of(marker: u8) -> &'static str {
+    match marker {
+        0x00..=0x7f | 0xe0..=0xff | 0xcc..=0xd3 => "an integer",
+        0x80..=0x8f | 0xde | 0xdf => "a map",
+        0x90..=0x9f | 0xdc | 0xdd => "an array",
+        0xa0..=0xbf | 0xd9..=0xdb => "a string",
+        0xc0 => "nil",
+        0xc2 | 0xc3 => "a boolean",
+        0xc4..=0xc6 => "binary data",
+        0xc7..=0xc9 | 0xd4..=0xd8 => "an extension value",
+        0xca | 0xcb => "a float",
+        0xc1 => "the reserved marker",
+    }
 }
 
 fn explain<T: DeserializeOwned>(bytes: &[u8]) -> CodecError {
@@ -83,24 +118,73 @@ fn explain<T: DeserializeOwned>(bytes: &[u8]) -> CodecError {
     let result = serde_path_to_error::deserialize::<_, T>(&mut de);
     drop(de);
     let offset = bytes.len() - rest.len();
-    match result {
-        Ok(_) => CodecError::Syntax {
-            format: FORMAT,
-            position: format!("byte {offset}"),
-            message: "the value decoded only on a second attempt".into(),
+    let syntax = |position: usize, path: &str, message: String| CodecError::Syntax {
+        format: FORMAT,
+        position: match path {
+            "" | "." => format!("byte {position}"),
+            p => format!("byte {position} (in `{p}`)"),
         },
+        message,
+    };
+    match result {
+        Ok(_) => syntax(
+            offset,
+            ".",
+            "the value decoded only on a second attempt".into(),
+        ),
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
             use rmp_serde::decode::Error as E;
             match inner {
-                E::InvalidMarkerRead(_)
-                | E::InvalidDataRead(_)
-                | E::Syntax(_)
-                | E::DepthLimitExceeded => CodecError::Syntax {
+                E::TypeMismatch(marker) if marker.to_u8() == 0xc1 => {
+                    let at = match walk(bytes) {
+                        Err(Stop::Reserved(at)) => at,
+                        _ => offset.saturating_sub(1),
+                    };
+                    syntax(
+                        at,
+                        &path,
+                        "the payload is not valid MessagePack: 0xc1 is a reserved marker \
+                         that starts no value; check that the sender encodes MessagePack, \
+                         or declare the content type it does encode"
+                            .into(),
+                    )
+                }
+                E::InvalidMarkerRead(ref io) | E::InvalidDataRead(ref io)
+                    if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    syntax(
+                        offset,
+                        ".",
+                        "the payload ends in the middle of a value; it was cut short \
+                         (check the sender and any size limit on the way)"
+                            .into(),
+                    )
+                }
+                E::InvalidMarkerRead(_) | E::InvalidDataRead(_) => {
+                    syntax(offset, ".", inner.to_string())
+                }
+                E::DepthLimitExceeded => syntax(
+                    offset,
+                    &path,
+                    "values are nested too deeply for this reader".into(),
+                ),
+                E::TypeMismatch(marker) => CodecError::Data {
                     format: FORMAT,
-                    position: format!("byte {offset}"),
-                    message: inner.to_string(),
+                    path,
+                    message: format!(
+                        "invalid type: {} (marker 0x{:02x}), which this field cannot hold",
+                        kind_of(marker.to_u8()),
+                        marker.to_u8()
+                    ),
+                },
+                // `Syntax` is what rmp-serde makes of serde's own errors: invalid
+                // type, unknown variant, missing field. Those are data errors.
+                E::Syntax(message) => CodecError::Data {
+                    format: FORMAT,
+                    path,
+                    message,
                 },
                 other => CodecError::Data {
                     format: FORMAT,
@@ -148,6 +232,7 @@ mod tests {
         assert_eq!(value_len(&longer), Some(bytes.len()));
         assert_eq!(value_len(&bytes[..bytes.len() - 1]), None);
         assert_eq!(value_len(&[0xc1]), None);
+        assert_eq!(walk(&[0x92, 0x01, 0xc1]), Err(Stop::Reserved(2)));
         assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff]), None);
     }
 }

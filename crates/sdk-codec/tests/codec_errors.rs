@@ -28,6 +28,23 @@ fn an_unsupported_content_type_is_named() {
 }
 
 #[test]
+fn a_missing_content_type_says_how_to_set_one() {
+    for missing in ["", "  ", "; charset=utf-8"] {
+        let err = decode::<AgentMessage>(&Codec::default(), b"{}", PayloadMeta::new(missing));
+        assert!(
+            matches!(&err, CodecError::UnsupportedContentType { content_type } if content_type == missing),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the message has no content type: set the ce-datacontenttype header (or \
+             Content-Type) to application/json, application/msgpack or application/protobuf",
+            "{missing:?}"
+        );
+    }
+}
+
+#[test]
 fn json_syntax_errors_give_line_and_column() {
     let err = decode::<AgentMessage>(
         &Codec::default(),
@@ -120,6 +137,88 @@ fn msgpack_errors_say_where() {
     assert!(
         matches!(&err, CodecError::Data { path, .. } if path == "retryable"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_reserved_msgpack_marker_is_a_syntax_error_at_its_byte() {
+    let codec = Codec::default();
+    // 0xc1 is the one byte MessagePack reserves: no value starts with it.
+    let err = decode::<ErrorInfo>(&codec, &[0xc1], PayloadMeta::new(MSGPACK));
+    assert!(
+        matches!(&err, CodecError::Syntax { format: "msgpack", position, .. } if position == "byte 0"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "syntax error in msgpack payload at byte 0: the payload is not valid MessagePack: \
+         0xc1 is a reserved marker that starts no value; check that the sender encodes \
+         MessagePack, or declare the content type it does encode"
+    );
+    // {"code": <0xc1>}: the byte and the field it was in.
+    let mut bytes = vec![0x81, 0xa4];
+    bytes.extend_from_slice(b"code");
+    bytes.push(0xc1);
+    let err = decode::<ErrorInfo>(&codec, &bytes, PayloadMeta::new(MSGPACK));
+    assert_eq!(
+        err.to_string(),
+        "syntax error in msgpack payload at byte 6 (in `code`): the payload is not valid \
+         MessagePack: 0xc1 is a reserved marker that starts no value; check that the sender \
+         encodes MessagePack, or declare the content type it does encode"
+    );
+}
+
+#[test]
+fn a_truncated_msgpack_payload_says_so() {
+    // A map announcing one entry, then nothing.
+    let err = decode::<ErrorInfo>(&Codec::default(), &[0x81], PayloadMeta::new(MSGPACK));
+    assert_eq!(
+        err.to_string(),
+        "syntax error in msgpack payload at byte 1: the payload ends in the middle of a \
+         value; it was cut short (check the sender and any size limit on the way)"
+    );
+}
+
+#[test]
+fn a_data_error_at_the_root_names_the_root() {
+    // A bare integer where a message (a map) belongs.
+    let err = decode::<ErrorInfo>(&Codec::default(), &[0x05], PayloadMeta::new(MSGPACK));
+    assert!(
+        matches!(&err, CodecError::Data { path, .. } if path == "."),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "data error in msgpack payload at (root): invalid type: integer `5`, expected struct ErrorInfo"
+    );
+    let err = decode::<ErrorInfo>(&Codec::default(), b"5", PayloadMeta::new(JSON));
+    assert_eq!(
+        err.to_string(),
+        "data error in json payload at (root): invalid type: integer `5`, expected struct ErrorInfo"
+    );
+    // A field of the wrong MessagePack type: {"retryable": "yes"}.
+    let mut bytes = vec![0x81, 0xa9];
+    bytes.extend_from_slice(b"retryable");
+    bytes.extend_from_slice(&[0xa3, b'y', b'e', b's']);
+    let err = decode::<ErrorInfo>(&Codec::default(), &bytes, PayloadMeta::new(MSGPACK));
+    assert_eq!(
+        err.to_string(),
+        "data error in msgpack payload at `retryable`: invalid type: a string (marker 0xa3), \
+         which this field cannot hold"
+    );
+    // {"code": 5}: serde's own wording, now as the data error it is, with its path.
+    let err = decode::<ErrorInfo>(
+        &Codec::default(),
+        &[0x81, 0xa4, b'c', b'o', b'd', b'e', 0x05],
+        PayloadMeta::new(MSGPACK),
+    );
+    assert!(
+        matches!(&err, CodecError::Data { path, .. } if path == "code"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "data error in msgpack payload at `code`: invalid type: integer `5`, expected a string"
     );
 }
 
@@ -240,8 +339,9 @@ fn oversized_payloads_are_refused_with_both_sizes() {
 
 #[test]
 fn a_decompression_bomb_stops_at_the_limit() {
-    // 64 MiB of zeros compress to a few KiB.
-    let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 19).unwrap();
+    // 64 MiB of zeros compress to a few KiB. Level 1 keeps the window at 512 KiB,
+    // within what a 1 MiB limit allows, so decoding starts and stops at the limit.
+    let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 1).unwrap();
     assert!(bomb.len() < 64 * 1024);
     let codec = Codec::builder().max_decoded_size(1 << 20).build().unwrap();
     let err = decode::<Document>(
@@ -256,6 +356,29 @@ fn a_decompression_bomb_stops_at_the_limit() {
             (1 << 20) + 1,
             1 << 20
         )
+    );
+    // At level 19 the frame asks for an 8 MiB window: refused before decoding.
+    let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 19).unwrap();
+    let err = decode::<Document>(
+        &codec,
+        &bomb,
+        PayloadMeta::new(JSON).with_encoding(Some("zstd")),
+    );
+    assert!(
+        matches!(
+            err,
+            CodecError::WindowTooLarge {
+                window: 8388608,
+                limit: 1048576
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "zstd frame declares a 8388608-byte window, over the limit of 1048576 bytes set by \
+         the decompressed-size limit; compress with a smaller window (a lower level, or a \
+         known content size) or raise max_decoded_size"
     );
 }
 

@@ -83,8 +83,9 @@ impl fmt::Debug for OtlpHeaders {
 }
 
 /// Everything telemetry needs. Build with [`TelemetryConfig::builder`] or
-/// [`TelemetryConfig::from_env`].
-#[derive(Debug, Clone)]
+/// [`TelemetryConfig::from_env`]. Its `Debug` output shows header names but not their
+/// values, and an endpoint's `user:password@` as `***@`.
+#[derive(Clone)]
 pub struct TelemetryConfig {
     pub(crate) disabled: bool,
     pub(crate) service_name: String,
@@ -107,6 +108,80 @@ pub struct TelemetryConfig {
     pub(crate) install_global: bool,
     pub(crate) tenant_cap: usize,
     pub(crate) prometheus: Option<std::net::SocketAddr>,
+}
+
+impl fmt::Debug for TelemetryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryConfig")
+            .field("disabled", &self.disabled)
+            .field("service_name", &self.service_name)
+            .field("resource", &self.resource)
+            .field("endpoint", &self.endpoint.as_deref().map(redact_endpoint))
+            .field("protocol", &self.protocol)
+            .field("headers", &self.headers)
+            .field("gzip", &self.gzip)
+            .field("timeout", &self.timeout)
+            .field("traces", &self.traces)
+            .field("metrics", &self.metrics)
+            .field("logs", &self.logs)
+            .field("sampling", &self.sampling)
+            .field("component_sampling", &self.component_sampling)
+            .field("metric_interval", &self.metric_interval)
+            .field("max_queue_size", &self.max_queue_size)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .field("propagators", &self.propagators)
+            .field("install_global", &self.install_global)
+            .field("tenant_cap", &self.tenant_cap)
+            .field("prometheus", &self.prometheus)
+            .finish()
+    }
+}
+
+/// `endpoint` with any `user:password@` in its authority shown as `***@`.
+pub(crate) fn redact_endpoint(endpoint: &str) -> String {
+    let (scheme, rest) = match endpoint.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, endpoint),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some(at) = authority.rfind('@') else {
+        return endpoint.to_owned();
+    };
+    let host = &authority[at + 1..];
+    match scheme {
+        Some(scheme) => format!("{scheme}://***@{host}{tail}"),
+        None => format!("***@{host}{tail}"),
+    }
+}
+
+impl TelemetryConfig {
+    /// `text` (an error from an exporter, say) with the secrets of this configuration
+    /// taken out: header values, and the endpoint's `user:password`.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        if let Some(endpoint) = &self.endpoint {
+            let redacted = redact_endpoint(endpoint);
+            if redacted != *endpoint {
+                text = text.replace(endpoint.as_str(), &redacted);
+                // The user info alone, wherever else it was quoted.
+                let rest = endpoint
+                    .split_once("://")
+                    .map_or(endpoint.as_str(), |(_, r)| r);
+                if let Some((userinfo, _)) = rest.split_once('@') {
+                    text = text.replace(&format!("{userinfo}@"), "***@");
+                }
+            }
+        }
+        for value in self.headers.0.values() {
+            // Short values (`1`, `yes`) would only garble the text; secrets are longer.
+            if value.len() >= 4 {
+                text = text.replace(value.as_str(), "***");
+            }
+        }
+        text
+    }
 }
 
 /// Builds a [`TelemetryConfig`].
@@ -228,11 +303,7 @@ impl TelemetryConfig {
             b = b.otlp(&endpoint, protocol);
         }
         if let Some(v) = get("OTEL_EXPORTER_OTLP_HEADERS") {
-            b.config.headers = OtlpHeaders(
-                parse_pairs("OTEL_EXPORTER_OTLP_HEADERS", &v)?
-                    .into_iter()
-                    .collect(),
-            );
+            b.config.headers = OtlpHeaders(parse_headers(&v)?.into_iter().collect());
         }
         if let Some(v) = get("OTEL_EXPORTER_OTLP_COMPRESSION") {
             b.config.gzip = match v.as_str() {
@@ -392,6 +463,106 @@ fn parse_pairs(field: &str, v: &str) -> Result<Vec<(String, String)>, ConfigErro
         .collect()
 }
 
+const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+
+/// `name=value,name=value` with percent-encoded values. An entry that does not parse
+/// is named by its position and, when one can be told apart, by its header name;
+/// nothing that may be part of a value is quoted: a mistyped `Authorization: Bearer
+/// ...` must not print the token into a log.
+fn parse_headers(v: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut headers = Vec::new();
+    for (i, pair) in v.split(',').filter(|p| !p.trim().is_empty()).enumerate() {
+        let entry = i + 1;
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(match name_before_separator(pair) {
+                Some(name) => err(
+                    HEADERS,
+                    format!(
+                        "entry {entry}, for header {name:?}, is not name=value (the value \
+                         is not shown); write {name}=<value>, with the value percent-encoded"
+                    ),
+                ),
+                None => err(
+                    HEADERS,
+                    format!(
+                        "entry {entry} is not name=value (it is not shown: it may be a secret)"
+                    ),
+                ),
+            });
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(err(
+                HEADERS,
+                format!("entry {entry} has an empty header name (the value is not shown)"),
+            ));
+        }
+        if !valid_header_name(name) {
+            return Err(invalid_header_name(&format!("entry {entry}"), name, true));
+        }
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| {
+                err(
+                    HEADERS,
+                    format!(
+                        "the value of header {name:?} is not valid UTF-8 once percent-decoded \
+                         (the value is not shown)"
+                    ),
+                )
+            })?;
+        headers.push((name.to_owned(), value.into_owned()));
+    }
+    Ok(headers)
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.".contains(&b)
+}
+
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(is_name_byte)
+}
+
+/// The header name at the start of `entry`, when a separator (`:` or a space) follows
+/// it, as in `Authorization: Bearer ...`.
+fn name_before_separator(entry: &str) -> Option<&str> {
+    let entry = entry.trim_start();
+    let end = entry.bytes().position(|b| !is_name_byte(b))?;
+    let separator = entry.as_bytes()[end];
+    (end > 0 && (separator == b':' || separator.is_ascii_whitespace())).then(|| &entry[..end])
+}
+
+/// The error for an invalid header name: only its valid beginning is quoted, since
+/// the rest may be a value typed in the wrong place. `from_env` adds how to write the
+/// variable.
+fn invalid_header_name(which: &str, name: &str, from_env: bool) -> ConfigError {
+    let end = name
+        .bytes()
+        .position(|b| !is_name_byte(b))
+        .unwrap_or(name.len());
+    let start = &name[..end];
+    if start.is_empty() {
+        err(
+            HEADERS,
+            format!("{which} has an invalid header name (not shown: it may hold the value)"),
+        )
+    } else {
+        let hint = if from_env {
+            format!("; write {start}=<value>, with the value percent-encoded")
+        } else {
+            "; a name has letters, digits, '-', '_' and '.' only".to_owned()
+        };
+        err(
+            HEADERS,
+            format!(
+                "{which} has an invalid header name starting {start:?} (the rest is not \
+                 shown: it may hold the value){hint}"
+            ),
+        )
+    }
+}
+
 fn percent_decode(v: &str) -> String {
     percent_encoding::percent_decode_str(v)
         .decode_utf8()
@@ -537,7 +708,10 @@ impl TelemetryConfigBuilder {
         {
             return Err(err(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("{e:?} must start with http:// or https://"),
+                format!(
+                    "{:?} must start with http:// or https://",
+                    redact_endpoint(e)
+                ),
             ));
         }
         if let Some(e) = &c.endpoint {
@@ -545,24 +719,43 @@ impl TelemetryConfigBuilder {
             if authority.is_empty() || authority.starts_with('/') {
                 return Err(err(
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    format!("{e:?} has no host"),
+                    format!("{:?} has no host", redact_endpoint(e)),
                 ));
             }
         }
         for (k, v) in &c.headers.0 {
-            let name_ok = !k.is_empty()
-                && k.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if !name_ok {
+            if !valid_header_name(k) {
+                return Err(invalid_header_name(
+                    "a header set with otlp_header",
+                    k,
+                    false,
+                ));
+            }
+            if c.protocol == Protocol::Grpc && k.to_ascii_lowercase().ends_with("-bin") {
                 return Err(err(
-                    "OTEL_EXPORTER_OTLP_HEADERS",
-                    format!("header name {k:?} is not a valid header name"),
+                    HEADERS,
+                    format!(
+                        "header {k:?} ends in -bin, which gRPC reserves for binary metadata; \
+                         rename it, or use http/protobuf"
+                    ),
                 ));
             }
             if v.bytes().any(|b| b.is_ascii_control()) {
                 return Err(err(
-                    "OTEL_EXPORTER_OTLP_HEADERS",
-                    format!("the value of {k:?} contains a control character"),
+                    HEADERS,
+                    format!(
+                        "the value of header {k:?} contains a control character (the value \
+                         is not shown)"
+                    ),
+                ));
+            }
+            if !v.is_ascii() {
+                return Err(err(
+                    HEADERS,
+                    format!(
+                        "the value of header {k:?} contains a character that is not visible \
+                         ASCII (the value is not shown); header values must be ASCII"
+                    ),
                 ));
             }
         }

@@ -250,6 +250,9 @@ impl Telemetry {
             return Ok(());
         }
         self.down = true;
+        // Stop serving scrapes first: this closes the listener and open connections.
+        #[cfg(feature = "prometheus")]
+        drop(self.prometheus.take());
         let fail = |signal: &'static str| {
             move |e: opentelemetry_sdk::error::OTelSdkError| TelemetryError::Shutdown {
                 signal,
@@ -390,12 +393,15 @@ fn endpoint(c: &TelemetryConfig, path: &str) -> String {
     }
 }
 
-fn exporter_error(
+/// An exporter's build error, with the configuration's secrets taken out (the
+/// exporter quotes the endpoint, user info and all).
+fn exporter_error<'a>(
     signal: &'static str,
-) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> TelemetryError {
+    c: &'a TelemetryConfig,
+) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> TelemetryError + 'a {
     move |e| TelemetryError::Exporter {
         signal,
-        reason: e.to_string(),
+        reason: c.scrub(&e.to_string()),
     }
 }
 
@@ -412,6 +418,18 @@ fn metadata(c: &TelemetryConfig) -> tonic::metadata::MetadataMap {
     map
 }
 
+/// The headers for the HTTP exporter. It percent-decodes every value it is given,
+/// and ours are decoded already (from `OTEL_EXPORTER_OTLP_HEADERS`) or were never
+/// encoded (`otlp_header`): escaping `%` makes its decoding a no-op, so a token with
+/// `%41` in it is sent as written.
+fn http_headers(c: &TelemetryConfig) -> std::collections::HashMap<String, String> {
+    c.headers
+        .0
+        .iter()
+        .map(|(k, v)| (k.clone(), v.replace('%', "%25")))
+        .collect()
+}
+
 macro_rules! otlp_builder {
     ($name:ident, $exporter:ty, $signal:literal, $path:literal) => {
         fn $name(c: &TelemetryConfig) -> Result<$exporter, TelemetryError> {
@@ -425,18 +443,18 @@ macro_rules! otlp_builder {
                     if c.gzip {
                         b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
                     }
-                    b.build().map_err(exporter_error($signal))
+                    b.build().map_err(exporter_error($signal, c))
                 }
                 Protocol::HttpProtobuf => {
                     let mut b = <$exporter>::builder()
                         .with_http()
                         .with_endpoint(endpoint(c, $path))
                         .with_timeout(c.timeout)
-                        .with_headers(c.headers.0.clone().into_iter().collect());
+                        .with_headers(http_headers(c));
                     if c.gzip {
                         b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
                     }
-                    b.build().map_err(exporter_error($signal))
+                    b.build().map_err(exporter_error($signal, c))
                 }
             }
         }
