@@ -67,7 +67,7 @@ impl TenantLimiter {
     }
 }
 
-/// The messaging instruments of the contract.
+/// The messaging instruments of the wire contract (`docs/wire-contract.md` §5).
 #[derive(Debug)]
 pub struct MessagingMetrics {
     sent: Counter<u64>,

@@ -1,5 +1,6 @@
-//! Span names, kinds and attributes for messaging and codec operations, as the
-//! contract (OpenTelemetry messaging conventions v1.44) gives them.
+//! Span names, kinds and attributes for messaging and codec operations, as the wire
+//! contract (`docs/wire-contract.md` §5; OpenTelemetry messaging conventions v1.44)
+//! gives them.
 
 use opentelemetry::trace::{SpanBuilder, SpanKind, Tracer};
 use opentelemetry::{Context, KeyValue};

@@ -172,7 +172,8 @@ impl Telemetry {
         opentelemetry::metrics::MeterProvider::meter(&self.meter_provider, component)
     }
 
-    /// The messaging instruments of the contract, on this telemetry's meter.
+    /// The messaging instruments of the wire contract (`docs/wire-contract.md` §5), on
+    /// this telemetry's meter.
     pub fn messaging_metrics(&self) -> MessagingMetrics {
         MessagingMetrics::new(&self.meter("sdk.messaging"), self.config.tenant_cap)
     }
