@@ -27,9 +27,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use sdk_integration::sdk_bus::jetstream::dead_letter::DeadLetterQuery;
+use sdk_integration::sdk_bus::jetstream::stream::Storage;
 use sdk_integration::sdk_bus::{
-    Bus, BusConfig, BusError, ConsumerSpec, Delivery, JsDelivery, Outcome, Service, ServiceFailure,
-    Source, Storage, StreamSpec, SubjectPattern, TenantId,
+    Bus, BusConfig, BusError, ConsumerSpec, Delivery, EventSource, JetStreamDelivery, Outcome,
+    ServeOptions, Service, ServiceCode, ServiceFailure, StreamSpec, SubjectPattern, TenantId,
 };
 use sdk_integration::sdk_codec::v1::{
     AgentMessage, AgentTask, Document, DocumentChunk, ErrorInfo, EventMessage, StatusUpdate,
@@ -301,7 +303,7 @@ where
     F: Fn(T, Delivery) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<R, ServiceFailure>> + Send + 'static,
 {
-    messenger.serve(pattern, None, 4, handler).await.unwrap()
+    messenger.serve(pattern, ServeOptions::new().concurrency(4), handler).await.unwrap()
 }
 
 fn document_chunk() -> DocumentChunk {
@@ -361,7 +363,7 @@ async fn python_calls_rust_services_and_continues_its_trace() {
         let messenger = Messenger::new(
             bus.clone(),
             codec(format),
-            Source::new(&acme, "interop", &format!("rust-{key}")).unwrap(),
+            EventSource::new(&acme, "interop", &format!("rust-{key}")).unwrap(),
         )
         .with_telemetry(&otel);
         let seen = Arc::clone(&seen);
@@ -396,7 +398,7 @@ async fn python_calls_rust_services_and_continues_its_trace() {
                         };
                         if task != expected {
                             return Err(ServiceFailure::new(
-                                422,
+                                ServiceCode::BadRequest,
                                 format!("the request is not samples::agent_task(): {task:?}"),
                             ));
                         }
@@ -527,7 +529,7 @@ async fn rust_calls_a_python_responder_in_every_format() {
         let messenger = Messenger::new(
             bus.clone(),
             codec(format),
-            Source::new(&acme, "agent", &format!("rust-{}", format_key(format))).unwrap(),
+            EventSource::new(&acme, "agent", &format!("rust-{}", format_key(format))).unwrap(),
         );
         let result: TaskResult = messenger
             .request(&subject, "sdk.pyagent.run", &samples::agent_task())
@@ -540,7 +542,7 @@ async fn rust_calls_a_python_responder_in_every_format() {
     let messenger = Messenger::new(
         bus.clone(),
         codec(Format::Protobuf),
-        Source::new(&acme, "agent", "rust-raw").unwrap(),
+        EventSource::new(&acme, "agent", "rust-raw").unwrap(),
     );
     let request = messenger
         .envelope("sdk.pyagent.run", &samples::agent_task())
@@ -602,7 +604,7 @@ async fn python_publishes_to_jetstream_and_reads_the_rust_dead_letter() {
     let events = StreamSpec::events()
         .for_tenant(&acme)
         .storage(Storage::Memory);
-    assert_eq!(events.name, "SDK_EVENTS_ACME");
+    assert_eq!(events.name, "SDK_EVENTS_acme");
     js.ensure_stream(&events).await.unwrap();
     js.ensure_stream(&StreamSpec::dead_letters().storage(Storage::Memory))
         .await
@@ -611,13 +613,12 @@ async fn python_publishes_to_jetstream_and_reads_the_rust_dead_letter() {
     let messenger = Messenger::new(
         bus.clone(),
         Codec::default(),
-        Source::new(&acme, "interop", "rust-worker").unwrap(),
+        EventSource::new(&acme, "interop", "rust-worker").unwrap(),
     );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut spec = ConsumerSpec::new(&events.name, "interop-worker");
-    spec.concurrency = 2;
+    let spec = ConsumerSpec::new(&events.name, "interop-worker").concurrency(2);
     let worker = js
-        .consume(spec, move |delivery: JsDelivery| {
+        .consume(spec, move |delivery: JetStreamDelivery| {
             let (messenger, tx) = (messenger.clone(), tx.clone());
             async move {
                 match messenger.decode::<EventMessage>(&delivery.envelope) {
@@ -679,23 +680,28 @@ async fn python_publishes_to_jetstream_and_reads_the_rust_dead_letter() {
     }
 
     // The dead letter, from the Rust side too.
-    let letters = js.dead_letters("SDK_DLQ", Some(&acme)).await.unwrap();
+    let letters = js
+        .dead_letters("SDK_DLQ", &DeadLetterQuery::new().tenant(&acme))
+        .await
+        .unwrap()
+        .letters;
     assert_eq!(letters.len(), 1, "{letters:?}");
     let letter = &letters[0];
-    assert_eq!(letter.original_subject, "sdk.acme.events.interop.poison");
-    assert_eq!(letter.consumer, "interop-worker");
-    assert_eq!(letter.deliveries, 1);
-    assert!(
-        letter.reason.starts_with("undecodable EventMessage"),
-        "{}",
-        letter.reason
-    );
     assert_eq!(
-        letter.envelope.payload().as_ref(),
+        letter.original_subject.as_deref(),
+        Some("sdk.acme.events.interop.poison")
+    );
+    assert_eq!(letter.consumer.as_deref(), Some("interop-worker"));
+    assert_eq!(letter.deliveries, Some(1));
+    let reason = letter.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("undecodable EventMessage"), "{reason}");
+    let original = letter.envelope().unwrap();
+    assert_eq!(
+        original.payload().as_ref(),
         br#"{"eventId": "e-poison", "eventType": "#
     );
     assert_eq!(
-        letter.envelope.id().as_deref(),
+        original.id().as_deref(),
         summary["dead_letter"]["ce_id"].as_str()
     );
     worker.abort();
