@@ -303,7 +303,10 @@ where
     F: Fn(T, Delivery) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<R, ServiceFailure>> + Send + 'static,
 {
-    messenger.serve(pattern, ServeOptions::new().concurrency(4), handler).await.unwrap()
+    messenger
+        .serve(pattern, ServeOptions::new().concurrency(4), handler)
+        .await
+        .unwrap()
 }
 
 fn document_chunk() -> DocumentChunk {
