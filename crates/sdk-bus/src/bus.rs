@@ -12,7 +12,8 @@ use crate::subscription::Subscription;
 use crate::transport::memory::MemoryTransport;
 use crate::transport::{ConnectionStatus, RawMessage, ServerDetails, Transport};
 use crate::{
-    BusConfig, BusError, Envelope, EnvelopeError, Subject, SubjectPattern, TenantId, names,
+    BusConfig, BusError, Envelope, EnvelopeError, PublishError, RequestError, Subject,
+    SubjectPattern, SubscribeError, TenantId, names,
 };
 
 /// Services and consumers still running, so that `drain` can wait for them.
@@ -154,9 +155,9 @@ impl Bus {
     /// reconnect buffer is queued; past it, publishing fails.
     ///
     /// # Errors
-    /// [`BusError::TooLarge`], [`BusError::ReconnectBufferFull`],
-    /// [`BusError::Publish`], [`BusError::Closed`].
-    pub async fn publish(&self, subject: &Subject, envelope: Envelope) -> Result<(), BusError> {
+    /// [`PublishError::TooLarge`], [`PublishError::ReconnectBufferFull`],
+    /// [`PublishError::Client`], [`PublishError::Closed`].
+    pub async fn publish(&self, subject: &Subject, envelope: Envelope) -> Result<(), PublishError> {
         let (headers, payload) = envelope.into_parts();
         self.send(subject.as_str(), headers, payload).await
     }
@@ -180,8 +181,14 @@ impl Bus {
         subject: &str,
         headers: crate::Headers,
         payload: Bytes,
-    ) -> Result<(), BusError> {
-        self.check_size(subject, headers.wire_size() + payload.len())?;
+    ) -> Result<(), PublishError> {
+        if let Some((size, max_payload)) = self.oversized(headers.wire_size() + payload.len()) {
+            return Err(PublishError::TooLarge {
+                subject: subject.to_owned(),
+                size,
+                max_payload,
+            });
+        }
         let msg = RawMessage {
             subject: subject.to_owned(),
             reply: None,
@@ -196,16 +203,10 @@ impl Bus {
         Ok(())
     }
 
-    pub(crate) fn check_size(&self, subject: &str, size: usize) -> Result<(), BusError> {
+    /// `(size, max_payload)` when `size` is over the server's limit.
+    pub(crate) fn oversized(&self, size: usize) -> Option<(usize, usize)> {
         let max_payload = self.max_payload();
-        if size > max_payload {
-            return Err(BusError::TooLarge {
-                subject: subject.to_owned(),
-                size,
-                max_payload,
-            });
-        }
-        Ok(())
+        (size > max_payload).then_some((size, max_payload))
     }
 
     /// Waits until everything published so far has been written to the server.
@@ -220,8 +221,11 @@ impl Bus {
     /// server has the subscription.
     ///
     /// # Errors
-    /// [`BusError::Subscribe`], [`BusError::Closed`].
-    pub async fn subscribe(&self, pattern: &SubjectPattern) -> Result<Subscription, BusError> {
+    /// [`SubscribeError::Client`], [`SubscribeError::Closed`].
+    pub async fn subscribe(
+        &self,
+        pattern: &SubjectPattern,
+    ) -> Result<Subscription, SubscribeError> {
         self.subscribe_inner(pattern, None).await
     }
 
@@ -229,12 +233,12 @@ impl Bus {
     /// member of the group.
     ///
     /// # Errors
-    /// [`BusError::Subscribe`], or an invalid group name.
+    /// As [`Bus::subscribe`]; [`SubscribeError::InvalidGroup`].
     pub async fn queue_subscribe(
         &self,
         pattern: &SubjectPattern,
         group: &str,
-    ) -> Result<Subscription, BusError> {
+    ) -> Result<Subscription, SubscribeError> {
         crate::Token::new("queue group", group)?;
         self.subscribe_inner(pattern, Some(group)).await
     }
@@ -243,9 +247,9 @@ impl Bus {
         &self,
         pattern: &SubjectPattern,
         group: Option<&str>,
-    ) -> Result<Subscription, BusError> {
+    ) -> Result<Subscription, SubscribeError> {
         if *self.inner.draining.borrow() {
-            return Err(BusError::Closed);
+            return Err(SubscribeError::Closed);
         }
         // Listen before subscribing: a refusal may arrive while subscribing.
         let events = self.events();
@@ -280,13 +284,14 @@ impl Bus {
     /// `_INBOX.<tenant>.…`, so tenant permissions need no other inbox.
     ///
     /// # Errors
-    /// [`BusError::Timeout`], [`BusError::NoResponders`], [`BusError::ServiceError`]
-    /// (from the reply's `Nats-Service-Error` headers), [`BusError::PermissionDenied`].
+    /// [`RequestError::Timeout`], [`RequestError::NoResponders`],
+    /// [`RequestError::ServiceError`] (from the reply's `Nats-Service-Error` headers),
+    /// [`RequestError::PermissionDenied`], [`RequestError::TooLarge`].
     pub async fn request(
         &self,
         subject: &Subject,
         envelope: Envelope,
-    ) -> Result<Envelope, BusError> {
+    ) -> Result<Envelope, RequestError> {
         self.request_with_timeout(subject, envelope, self.inner.config.request_timeout)
             .await
     }
@@ -300,8 +305,14 @@ impl Bus {
         subject: &Subject,
         envelope: Envelope,
         timeout: Duration,
-    ) -> Result<Envelope, BusError> {
-        self.check_size(subject.as_str(), envelope.wire_size())?;
+    ) -> Result<Envelope, RequestError> {
+        if let Some((size, max_payload)) = self.oversized(envelope.wire_size()) {
+            return Err(RequestError::TooLarge {
+                subject: subject.to_string(),
+                size,
+                max_payload,
+            });
+        }
         let (headers, payload) = envelope.into_parts();
         let msg = RawMessage {
             subject: subject.to_string(),
@@ -327,12 +338,12 @@ impl Bus {
                         Ok(BusEvent::PermissionViolation { operation: Operation::Publish, subject: s })
                             if s == subject.as_str() =>
                         {
-                            return Err(BusError::PermissionDenied { operation: Operation::Publish, subject: s });
+                            return Err(RequestError::PermissionDenied { operation: Operation::Publish, subject: s });
                         }
                         Ok(BusEvent::PermissionViolation { operation: Operation::Subscribe, subject: s })
                             if own_inbox.as_deref() == Some(s.as_str()) =>
                         {
-                            return Err(BusError::PermissionDenied { operation: Operation::Subscribe, subject: s });
+                            return Err(RequestError::PermissionDenied { operation: Operation::Subscribe, subject: s });
                         }
                         _ => {}
                     }
@@ -368,7 +379,7 @@ impl Bus {
             }
             .into());
         }
-        self.publish(&inbox, envelope).await
+        Ok(self.publish(&inbox, envelope).await?)
     }
 
     /// Subscribes to agent `agent_id`'s inbox; each message arrives as a
@@ -382,7 +393,7 @@ impl Bus {
         agent_id: &str,
     ) -> Result<Subscription, BusError> {
         let inbox = Subject::agent_inbox(tenant, agent_id)?;
-        self.subscribe(&SubjectPattern::from(&inbox)).await
+        Ok(self.subscribe(&SubjectPattern::from(&inbox)).await?)
     }
 
     /// Graceful shutdown. Subscriptions stop taking new messages but hand out every
@@ -448,18 +459,18 @@ impl Bus {
     }
 }
 
-/// Turns a reply's error headers into [`BusError::ServiceError`].
-fn reply_to_result(reply: RawMessage) -> Result<Envelope, BusError> {
+/// Turns a reply's error headers into [`RequestError::ServiceError`].
+fn reply_to_result(reply: RawMessage) -> Result<Envelope, RequestError> {
     if let Some(code) = reply.headers.get(names::SERVICE_ERROR_CODE) {
         let message = reply
             .headers
             .get(names::SERVICE_ERROR)
             .unwrap_or_default()
             .to_owned();
-        return Err(BusError::ServiceError {
+        return Err(RequestError::ServiceError {
             code: code.trim().parse().unwrap_or(500),
             message,
         });
     }
-    Ok(Envelope::from_parts(reply.headers, reply.payload)?)
+    Envelope::from_parts(reply.headers, reply.payload).map_err(RequestError::InvalidReply)
 }

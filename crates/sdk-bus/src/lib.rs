@@ -19,7 +19,9 @@ pub use config::{Auth, BusConfig, BusConfigBuilder, ConfigError, ReconnectPolicy
 pub use envelope::{
     Envelope, EnvelopeBuilder, EnvelopeError, EventSource, SPEC_VERSION, new_id, new_time,
 };
-pub use error::{BusError, Cause};
+pub use error::{
+    BusError, Cause, JetStreamPublishError, PublishError, RequestError, SubscribeError,
+};
 pub use events::{AckOperation, BusEvent, BusStats, Operation};
 pub use headers::{HeaderError, Headers};
 pub use jetstream::JetStream;

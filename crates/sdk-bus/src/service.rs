@@ -10,7 +10,9 @@ use tokio::sync::{Semaphore, watch};
 use crate::events::{BusEvent, Monitor};
 use crate::settle;
 use crate::worker_pool::{Stopped, WorkerPool, guarded};
-use crate::{Bus, BusError, Delivery, Envelope, SubjectPattern};
+use crate::{
+    Bus, BusError, Delivery, Envelope, PublishError, RequestError, SubjectPattern, SubscribeError,
+};
 
 /// The error codes of the contract, for `Nats-Service-Error-Code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,6 +104,27 @@ impl From<BusError> for ServiceFailure {
     }
 }
 
+/// A failed request inside a handler answers 500, unless the other service answered
+/// with a code the contract knows, which passes through.
+impl From<RequestError> for ServiceFailure {
+    fn from(e: RequestError) -> ServiceFailure {
+        let code = match &e {
+            RequestError::ServiceError { code, .. } => {
+                ServiceCode::from_u16(*code).unwrap_or(ServiceCode::HandlerFailed)
+            }
+            _ => ServiceCode::HandlerFailed,
+        };
+        ServiceFailure::new(code, e.to_string())
+    }
+}
+
+/// A failed publish inside a handler answers 500.
+impl From<PublishError> for ServiceFailure {
+    fn from(e: PublishError) -> ServiceFailure {
+        ServiceFailure::new(ServiceCode::HandlerFailed, e.to_string())
+    }
+}
+
 /// A subject a handler could not build is the handler's failure: 500.
 impl From<crate::SubjectError> for ServiceFailure {
     fn from(e: crate::SubjectError) -> ServiceFailure {
@@ -181,17 +204,17 @@ impl ServeOptions {
 /// and every handler it started has finished and been settled.
 #[derive(Debug)]
 pub struct Service {
-    task: tokio::task::JoinHandle<Result<(), BusError>>,
+    task: tokio::task::JoinHandle<Result<(), SubscribeError>>,
 }
 
 impl Service {
     /// Waits for the service to end.
     ///
     /// # Errors
-    /// [`BusError::PermissionDenied`] when the server refused its subscription;
-    /// [`BusError::Closed`] when the service was aborted.
-    pub async fn wait(self) -> Result<(), BusError> {
-        self.task.await.unwrap_or(Err(BusError::Closed))
+    /// [`SubscribeError::PermissionDenied`] when the server refused its subscription;
+    /// [`SubscribeError::Closed`] when the service was aborted.
+    pub async fn wait(self) -> Result<(), SubscribeError> {
+        self.task.await.unwrap_or(Err(SubscribeError::Closed))
     }
 
     /// Stops at once: no new messages, running handlers are cancelled.
@@ -208,13 +231,13 @@ impl Bus {
     /// inbox.
     ///
     /// # Errors
-    /// As [`Bus::subscribe`]; an invalid queue group name.
+    /// As [`Bus::subscribe`]; [`SubscribeError::InvalidGroup`].
     pub async fn serve<F, Fut>(
         &self,
         pattern: &SubjectPattern,
         options: ServeOptions,
         handler: F,
-    ) -> Result<Service, BusError>
+    ) -> Result<Service, SubscribeError>
     where
         F: Fn(Delivery) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Envelope, ServiceFailure>> + Send + 'static,

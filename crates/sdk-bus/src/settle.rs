@@ -6,7 +6,7 @@ use bytes::Bytes;
 use crate::events::{BusEvent, Monitor};
 use crate::service::{ServiceCode, ServiceFailure};
 use crate::subscription::Refusal;
-use crate::{Bus, BusError, Envelope, Headers, Subject, TenantId, names};
+use crate::{Bus, Envelope, Headers, PublishError, Subject, TenantId, names};
 
 /// The dead-letter headers of the contract.
 pub(crate) mod dlq {
@@ -92,7 +92,7 @@ pub(crate) async fn send_reply(
     reply: &str,
     headers: Headers,
     payload: Bytes,
-) -> Result<(), BusError> {
+) -> Result<(), PublishError> {
     if !reply_allowed(subject.tenant(), reply) {
         let monitor = bus.monitor();
         Monitor::bump(&monitor.counters.refused_replies);
@@ -100,7 +100,7 @@ pub(crate) async fn send_reply(
             subject: subject.to_string(),
             reply: reply.to_owned(),
         });
-        return Err(BusError::ReplyRefused {
+        return Err(PublishError::ReplyRefused {
             reply: reply.to_owned(),
             tenant: subject.tenant().clone(),
         });
@@ -173,9 +173,9 @@ pub(crate) async fn refuse_with_error(
 
 /// Counts and reports a failed reply, error reply or dead letter. A refused reply
 /// subject was counted as such already.
-pub(crate) fn report(bus: &Bus, subject: &Subject, result: Result<(), BusError>) {
+pub(crate) fn report(bus: &Bus, subject: &Subject, result: Result<(), PublishError>) {
     match result {
-        Ok(()) | Err(BusError::ReplyRefused { .. }) => {}
+        Ok(()) | Err(PublishError::ReplyRefused { .. }) => {}
         Err(e) => bus.monitor().settle_failed(subject.as_str(), e.to_string()),
     }
 }
@@ -193,7 +193,7 @@ pub(crate) async fn settle_core(
         (Ok(answer), Some(reply)) => {
             let (headers, payload) = answer.into_parts();
             match send_reply(bus, subject, reply, headers, payload).await {
-                Err(BusError::TooLarge {
+                Err(PublishError::TooLarge {
                     size, max_payload, ..
                 }) => {
                     let text = format!(
@@ -218,7 +218,7 @@ async fn send_error(
     code: ServiceCode,
     message: &str,
     request: &Envelope,
-) -> Result<(), BusError> {
+) -> Result<(), PublishError> {
     let headers = error_headers(code, message, Some(request));
     let body = Bytes::from(one_line(message));
     send_reply(bus, subject, reply, headers, body).await
@@ -290,7 +290,7 @@ pub(crate) async fn dead_letter_core(
     envelope: &Envelope,
     reason: &str,
     consumer: &str,
-) -> Result<(), BusError> {
+) -> Result<(), PublishError> {
     let facts = DeadLetterFacts {
         subject: subject.as_str(),
         reason,

@@ -7,7 +7,7 @@ use crate::events::{BusEvent, Monitor, Operation};
 use crate::service::ServiceCode;
 use crate::settle;
 use crate::transport::{RawMessage, RawSubscription};
-use crate::{Bus, BusError, Envelope, Headers, Subject, SubjectPattern, names};
+use crate::{Bus, Envelope, Headers, PublishError, Subject, SubjectPattern, SubscribeError, names};
 
 /// A subscription. Each message is checked before it is handed out: a bad envelope
 /// or a `ce-tenantid` that differs from the subject's tenant is refused (counted,
@@ -42,8 +42,8 @@ impl Subscription {
 
     /// The next message; `None` once the subscription has ended (after a drain, once
     /// every message the server routed to it has been handed out), or
-    /// `Some(Err(BusError::PermissionDenied))` when the server refused it.
-    pub async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
+    /// `Some(Err(SubscribeError::PermissionDenied))` when the server refused it.
+    pub async fn next(&mut self) -> Option<Result<Delivery, SubscribeError>> {
         loop {
             let raw = tokio::select! {
                 raw = self.raw.next() => raw?,
@@ -51,7 +51,7 @@ impl Subscription {
                     if let Ok(BusEvent::PermissionViolation { operation: Operation::Subscribe, subject }) = event
                         && subject == self.pattern.as_str()
                     {
-                        return Some(Err(BusError::PermissionDenied { operation: Operation::Subscribe, subject }));
+                        return Some(Err(SubscribeError::PermissionDenied { subject }));
                     }
                     continue;
                 }
@@ -193,9 +193,9 @@ impl Delivery {
     /// Replies to a request. Does nothing for a message without a reply subject.
     ///
     /// # Errors
-    /// [`BusError::ReplyRefused`] when the reply subject is not an inbox of the
+    /// [`PublishError::ReplyRefused`] when the reply subject is not an inbox of the
     /// request's tenant (nothing is sent); otherwise as [`Bus::publish`].
-    pub async fn respond(&self, envelope: Envelope) -> Result<(), BusError> {
+    pub async fn respond(&self, envelope: Envelope) -> Result<(), PublishError> {
         match &self.reply {
             Some(reply) => {
                 let (headers, payload) = envelope.into_parts();
@@ -210,7 +210,11 @@ impl Delivery {
     ///
     /// # Errors
     /// As [`Delivery::respond`].
-    pub async fn respond_error(&self, code: ServiceCode, message: &str) -> Result<(), BusError> {
+    pub async fn respond_error(
+        &self,
+        code: ServiceCode,
+        message: &str,
+    ) -> Result<(), PublishError> {
         match &self.reply {
             Some(reply) => {
                 let headers = settle::error_headers(code, message, Some(&self.envelope));
@@ -225,7 +229,7 @@ impl Delivery {
     ///
     /// # Errors
     /// As [`Bus::publish`].
-    pub async fn dead_letter(&self, reason: &str, consumer: &str) -> Result<(), BusError> {
+    pub async fn dead_letter(&self, reason: &str, consumer: &str) -> Result<(), PublishError> {
         settle::dead_letter_core(&self.bus, &self.subject, &self.envelope, reason, consumer).await
     }
 

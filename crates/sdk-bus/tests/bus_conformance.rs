@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::fixture::Fixture;
 use common::*;
 use sdk_bus::{
-    Bus, BusConfig, BusError, BusEvent, ServeOptions, ServiceCode, ServiceFailure, Subject,
+    Bus, BusConfig, BusEvent, RequestError, ServeOptions, ServiceCode, ServiceFailure, Subject,
     SubjectPattern,
 };
 use sdk_testkit::NatsServer;
@@ -275,7 +275,7 @@ async fn service_errors_come_back_typed(mut f: Fixture) {
         .await
         .unwrap_err();
     match err {
-        BusError::ServiceError { code, message } => {
+        RequestError::ServiceError { code, message } => {
             assert_eq!(code, 404);
             assert_eq!(message, "no model named \"x\"");
         }
@@ -294,7 +294,7 @@ async fn no_responders_is_immediate(mut f: Fixture) {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, BusError::NoResponders { .. }), "{err:?}");
+    assert!(matches!(err, RequestError::NoResponders { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
         "no responders for sdk.acme.nobody.home: no service is subscribed to it"
@@ -316,7 +316,7 @@ async fn requests_time_out(mut f: Fixture) {
         .request_with_timeout(&subject, envelope("acme", "x"), Duration::from_millis(200))
         .await
         .unwrap_err();
-    assert!(matches!(err, BusError::Timeout { .. }), "{err:?}");
+    assert!(matches!(err, RequestError::Timeout { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
         "request to sdk.acme.slow.op timed out after 200ms"
@@ -375,7 +375,7 @@ async fn tenant_mismatch_is_refused_before_any_handler(mut f: Fixture) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, BusError::ServiceError { code: 403, .. }),
+        matches!(err, RequestError::ServiceError { code: 403, .. }),
         "{err:?}"
     );
     assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));

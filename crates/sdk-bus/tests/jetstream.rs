@@ -152,7 +152,13 @@ async fn expected_last_sequence_gives_optimistic_concurrency() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, BusError::Conflict { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            sdk_bus::JetStreamPublishError::WrongLastSequence { .. }
+        ),
+        "{err:?}"
+    );
 }
 
 fn fast_spec(durable: &str) -> ConsumerSpec {

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use sdk_bus::{BusError, BusEvent, ConnectionStatus, ReconnectPolicy, SubjectPattern};
+use sdk_bus::{BusEvent, ConnectionStatus, ReconnectPolicy, SubjectPattern};
 use sdk_testkit::NatsServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +50,10 @@ async fn the_client_reconnects_and_subscriptions_and_publishing_resume() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, BusError::ReconnectBufferFull { limit: 5, .. }),
+        matches!(
+            err,
+            sdk_bus::PublishError::ReconnectBufferFull { limit: 5, .. }
+        ),
         "{err:?}"
     );
     assert_eq!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::fixture::Fixture;
 use common::*;
-use sdk_bus::{Bus, BusError, Envelope, SubjectPattern};
+use sdk_bus::{Bus, Envelope, RequestError, SubjectPattern};
 use tokio::sync::Semaphore;
 
 conformance!(
@@ -28,9 +28,9 @@ fn query() -> sdk_bus::Subject {
     tenant("acme").scope().component("rag", "query").unwrap()
 }
 
-fn service_code(result: &Result<Envelope, BusError>) -> Option<u16> {
+fn service_code(result: &Result<Envelope, RequestError>) -> Option<u16> {
     match result {
-        Err(BusError::ServiceError { code, .. }) => Some(*code),
+        Err(RequestError::ServiceError { code, .. }) => Some(*code),
         _ => None,
     }
 }
@@ -86,7 +86,7 @@ async fn a_reply_too_large_becomes_413(mut f: Fixture) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, BusError::ServiceError { code: 413, .. }),
+        matches!(err, RequestError::ServiceError { code: 413, .. }),
         "{err:?}"
     );
     assert!(
@@ -225,7 +225,7 @@ async fn drain_answers_every_request_in_flight(mut f: Fixture) {
                 assert!(body_of(&reply).starts_with("answer "), "{reply:?}");
                 answered += 1;
             }
-            Err(BusError::ServiceError { code: 503, message }) => {
+            Err(RequestError::ServiceError { code: 503, message }) => {
                 assert!(message.contains("draining"), "{message}");
                 unavailable += 1;
             }

@@ -16,8 +16,8 @@ use opentelemetry::Context;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Span as _, TraceContextExt as _};
 use sdk_bus::{
-    Bus, BusError, Delivery, Envelope, EventSource, ServeOptions, Service, ServiceCode,
-    ServiceFailure, Subject, SubjectPattern,
+    Bus, BusError, Delivery, Envelope, EventSource, PublishError, RequestError, ServeOptions,
+    Service, ServiceCode, ServiceFailure, Subject, SubjectPattern, SubscribeError,
 };
 use sdk_codec::{Codec, CodecError, Payload, PayloadMeta};
 use sdk_telemetry::semconv::{self, Operation};
@@ -34,6 +34,17 @@ pub enum Error {
     #[error(transparent)]
     Bus(#[from] BusError),
 }
+
+macro_rules! bus_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::Bus(e.into())
+            }
+        }
+    )*};
+}
+bus_error_from!(PublishError, RequestError, SubscribeError);
 
 /// A codec or bus failure inside a handler answers 500 (a request that cannot be
 /// decoded is answered 400 before the handler runs).
@@ -166,18 +177,19 @@ impl Messenger {
         Some((span, Instant::now()))
     }
 
-    fn finish<T>(
+    fn finish<T, E: std::fmt::Display>(
         &self,
         op: Operation,
         subject: &Subject,
         started: Option<(opentelemetry_sdk::trace::Span, Instant)>,
-        result: &Result<T, BusError>,
+        result: &Result<T, E>,
+        kind: fn(&E) -> &'static str,
     ) {
         let (Some(t), Some((mut span, at))) = (self.tracing.as_ref(), started) else {
             return;
         };
         let template = subject.template();
-        let error_type = result.as_ref().err().map(BusError::kind);
+        let error_type = result.as_ref().err().map(kind);
         if let (Some(kind), Err(e)) = (error_type, result) {
             semconv::record_error(&mut span, kind, &e.to_string());
         }
@@ -214,7 +226,13 @@ impl Messenger {
             &Context::current(),
         );
         let result = self.bus.publish(subject, envelope).await;
-        self.finish(Operation::Publish, subject, started, &result);
+        self.finish(
+            Operation::Publish,
+            subject,
+            started,
+            &result,
+            PublishError::kind,
+        );
         Ok(result?)
     }
 
@@ -236,7 +254,13 @@ impl Messenger {
             &Context::current(),
         );
         let result = self.bus.request(subject, envelope).await;
-        self.finish(Operation::Request, subject, started, &result);
+        self.finish(
+            Operation::Request,
+            subject,
+            started,
+            &result,
+            RequestError::kind,
+        );
         self.decode(&result?)
     }
 
@@ -251,7 +275,7 @@ impl Messenger {
         pattern: &SubjectPattern,
         options: ServeOptions,
         handler: F,
-    ) -> Result<Service, BusError>
+    ) -> Result<Service, SubscribeError>
     where
         T: Payload,
         R: Payload,

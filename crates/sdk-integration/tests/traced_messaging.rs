@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sdk_integration::Messenger;
 use sdk_integration::sdk_bus::{
-    Bus, BusConfig, BusError, Envelope, EventSource, ServeOptions, SubjectPattern, TenantId,
+    Bus, BusConfig, Envelope, EventSource, RequestError, ServeOptions, SubjectPattern, TenantId,
 };
 use sdk_integration::sdk_codec::v1::{AgentTask, TaskResult, TaskStatus};
 use sdk_integration::sdk_codec::{Codec, Format};
@@ -95,7 +95,7 @@ async fn one_trace_runs_from_the_caller_through_the_service() {
         .unwrap();
     let err = planner.bus().request(&subject, junk).await.unwrap_err();
     assert!(
-        matches!(err, BusError::ServiceError { code: 400, .. }),
+        matches!(err, RequestError::ServiceError { code: 400, .. }),
         "{err:?}"
     );
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::JetStream;
 use crate::events::Monitor;
-use crate::{BusError, Envelope, Headers, Subject, names};
+use crate::{Envelope, Headers, JetStreamPublishError, Subject, names};
 
 /// The server's receipt for a stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +33,10 @@ impl PendingAck {
     /// Waits for the server's receipt.
     ///
     /// # Errors
-    /// [`BusError::NoStream`] when no stream captures the subject; otherwise
-    /// [`BusError::JetStream`] when no ack arrives in time: publish again with the
-    /// same envelope (de-duplication keeps it single).
-    pub async fn ack(self) -> Result<PublishAck, BusError> {
+    /// [`JetStreamPublishError::NoStream`] when no stream captures the subject;
+    /// [`JetStreamPublishError::Client`] when no ack arrives in time: publish again
+    /// with the same envelope (de-duplication keeps it single).
+    pub async fn ack(self) -> Result<PublishAck, JetStreamPublishError> {
         let ack = self
             .inner
             .await
@@ -79,16 +79,15 @@ impl PublishOptions {
 
 /// Maps the client's publish error: a subject no stream captures gets its own kind,
 /// which says how to fix it.
-pub(crate) fn publish_error(subject: &str, e: PublishError) -> BusError {
+pub(crate) fn publish_error(subject: &str, e: PublishError) -> JetStreamPublishError {
+    let subject = subject.to_owned();
     match e.kind() {
-        PublishErrorKind::StreamNotFound => BusError::NoStream {
-            subject: subject.to_owned(),
+        PublishErrorKind::StreamNotFound => JetStreamPublishError::NoStream { subject },
+        PublishErrorKind::WrongLastSequence => JetStreamPublishError::WrongLastSequence { subject },
+        _ => JetStreamPublishError::Client {
+            subject,
+            source: Box::new(e),
         },
-        PublishErrorKind::WrongLastSequence => BusError::Conflict {
-            what: format!("subject {subject}"),
-            reason: "the last sequence on the subject is not the expected one".into(),
-        },
-        _ => super::js_error("publish", e),
     }
 }
 
@@ -106,14 +105,14 @@ impl JetStream {
     /// collide.
     ///
     /// # Errors
-    /// [`BusError::NoStream`] when no stream captures `subject` (call
-    /// [`JetStream::ensure_stream`]); [`BusError::JetStream`] when no ack arrives (retry
-    /// with the same envelope); [`BusError::TooLarge`].
+    /// [`JetStreamPublishError::NoStream`] when no stream captures `subject` (call
+    /// [`JetStream::ensure_stream`]); [`JetStreamPublishError::Client`] when no ack
+    /// arrives (retry with the same envelope); [`JetStreamPublishError::TooLarge`].
     pub async fn publish(
         &self,
         subject: &Subject,
         envelope: Envelope,
-    ) -> Result<PublishAck, BusError> {
+    ) -> Result<PublishAck, JetStreamPublishError> {
         self.publish_with(subject, envelope, PublishOptions::default())
             .await
     }
@@ -121,14 +120,14 @@ impl JetStream {
     /// As [`JetStream::publish`], with a TTL or an expected last sequence.
     ///
     /// # Errors
-    /// As [`JetStream::publish`]; [`BusError::Conflict`] when the expected sequence
-    /// does not match.
+    /// As [`JetStream::publish`]; [`JetStreamPublishError::WrongLastSequence`] when
+    /// the expected sequence does not match.
     pub async fn publish_with(
         &self,
         subject: &Subject,
         envelope: Envelope,
         options: PublishOptions,
-    ) -> Result<PublishAck, BusError> {
+    ) -> Result<PublishAck, JetStreamPublishError> {
         let id = dedup_id(subject, &envelope);
         let (mut headers, payload) = envelope.into_parts();
         if let Some(id) = id {
@@ -156,7 +155,7 @@ impl JetStream {
         &self,
         subject: &Subject,
         envelope: Envelope,
-    ) -> Result<PendingAck, BusError> {
+    ) -> Result<PendingAck, JetStreamPublishError> {
         let id = dedup_id(subject, &envelope);
         let (mut headers, payload) = envelope.into_parts();
         if let Some(id) = id {
@@ -171,9 +170,14 @@ impl JetStream {
         subject: &str,
         headers: Headers,
         payload: Bytes,
-    ) -> Result<PendingAck, BusError> {
-        self.bus
-            .check_size(subject, headers.wire_size() + payload.len())?;
+    ) -> Result<PendingAck, JetStreamPublishError> {
+        if let Some((size, max_payload)) = self.bus.oversized(headers.wire_size() + payload.len()) {
+            return Err(JetStreamPublishError::TooLarge {
+                subject: subject.to_owned(),
+                size,
+                max_payload,
+            });
+        }
         let inner = self
             .context
             .publish_with_headers(subject.to_owned(), headers.into_nats(), payload)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::RawMessage;
-use crate::BusError;
+use crate::RequestError;
 use crate::events::{BusEvent, Monitor};
 use crate::subject::pattern_matches;
 
@@ -174,21 +174,21 @@ impl MemoryTransport {
         mut msg: RawMessage,
         inbox_prefix: &str,
         timeout: Duration,
-    ) -> Result<RawMessage, BusError> {
+    ) -> Result<RawMessage, RequestError> {
         if self.is_closed() {
-            return Err(BusError::Closed);
+            return Err(RequestError::Closed);
         }
         let inbox = format!("{inbox_prefix}.{}", nuid::next());
         let mut sub = self.subscribe(&inbox, None, 1);
         msg.reply = Some(inbox);
         let subject = msg.subject.clone();
         if self.publish(msg) == 0 {
-            return Err(BusError::NoResponders { subject });
+            return Err(RequestError::NoResponders { subject });
         }
         match tokio::time::timeout(timeout, sub.next()).await {
             Ok(Some(reply)) => Ok(reply),
-            Ok(None) => Err(BusError::Closed),
-            Err(_) => Err(BusError::Timeout {
+            Ok(None) => Err(RequestError::Closed),
+            Err(_) => Err(RequestError::Timeout {
                 subject,
                 after: timeout,
             }),

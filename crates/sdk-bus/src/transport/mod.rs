@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::events::Monitor;
-use crate::{BusConfig, BusError, Headers};
+use crate::{BusConfig, BusError, Headers, PublishError, RequestError, SubscribeError};
 
 use memory::{MemorySubscription, MemoryTransport};
 
@@ -147,12 +147,12 @@ impl Transport {
         msg: RawMessage,
         config: &BusConfig,
         monitor: &Monitor,
-    ) -> Result<(), BusError> {
+    ) -> Result<(), PublishError> {
         match self {
             Transport::Nats(client) => nats::publish(client, msg, config, monitor).await,
             Transport::Memory(router) => {
                 if router.is_closed() {
-                    return Err(BusError::Closed);
+                    return Err(PublishError::Closed);
                 }
                 router.publish(msg);
                 Ok(())
@@ -168,7 +168,7 @@ impl Transport {
         group: Option<&str>,
         config: &BusConfig,
         probe_inbox: &str,
-    ) -> Result<RawSubscription, BusError> {
+    ) -> Result<RawSubscription, SubscribeError> {
         match self {
             Transport::Nats(c) => {
                 let sub = nats::subscribe(c, pattern, group).await?;
@@ -177,7 +177,7 @@ impl Transport {
             }
             Transport::Memory(router) => {
                 if router.is_closed() {
-                    return Err(BusError::Closed);
+                    return Err(SubscribeError::Closed);
                 }
                 Ok(RawSubscription::Memory(router.subscribe(
                     pattern,
@@ -195,7 +195,7 @@ impl Transport {
         msg: RawMessage,
         inbox_prefix: &str,
         timeout: Duration,
-    ) -> Result<RawMessage, BusError> {
+    ) -> Result<RawMessage, RequestError> {
         match self {
             Transport::Nats(c) => {
                 let inbox = format!("{inbox_prefix}.{}", nuid::next());

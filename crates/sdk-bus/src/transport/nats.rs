@@ -10,7 +10,9 @@ use super::RawMessage;
 use crate::config::Auth;
 use crate::error::Scrubbed;
 use crate::events::{BusEvent, Monitor, permission_violation};
-use crate::{BusConfig, BusError, ConfigError, Headers};
+use crate::{
+    BusConfig, BusError, ConfigError, Headers, PublishError, RequestError, SubscribeError,
+};
 
 pub(crate) async fn connect(
     config: &BusConfig,
@@ -139,13 +141,13 @@ pub(crate) async fn publish(
     msg: RawMessage,
     config: &BusConfig,
     monitor: &Monitor,
-) -> Result<(), BusError> {
+) -> Result<(), PublishError> {
     if client.connection_state() != async_nats::connection::State::Connected {
         let limit = config.reconnect_buffer;
         let buffered = &monitor.counters.buffered_while_down;
         if buffered.fetch_add(1, Ordering::Relaxed) >= limit {
             buffered.fetch_sub(1, Ordering::Relaxed);
-            return Err(BusError::ReconnectBufferFull {
+            return Err(PublishError::ReconnectBufferFull {
                 subject: msg.subject,
                 limit,
             });
@@ -157,7 +159,7 @@ pub(crate) async fn publish(
         headers,
         payload,
     } = msg;
-    let fail = |e: async_nats::PublishError, subject: &str| BusError::Publish {
+    let fail = |e: async_nats::PublishError, subject: &str| PublishError::Client {
         subject: subject.to_owned(),
         source: Box::new(e),
     };
@@ -182,7 +184,7 @@ pub(crate) async fn subscribe(
     client: &async_nats::Client,
     pattern: &str,
     group: Option<&str>,
-) -> Result<async_nats::Subscriber, BusError> {
+) -> Result<async_nats::Subscriber, SubscribeError> {
     let result = match group {
         Some(g) => {
             client
@@ -191,7 +193,7 @@ pub(crate) async fn subscribe(
         }
         None => client.subscribe(pattern.to_owned()).await,
     };
-    result.map_err(|e| BusError::Subscribe {
+    result.map_err(|e| SubscribeError::Client {
         subject: pattern.to_owned(),
         source: Box::new(e),
     })
@@ -204,7 +206,7 @@ pub(crate) async fn request(
     msg: RawMessage,
     own_inbox: Option<String>,
     timeout: Duration,
-) -> Result<RawMessage, BusError> {
+) -> Result<RawMessage, RequestError> {
     let subject = msg.subject;
     let mut request = async_nats::Request::new()
         .headers(msg.headers.into_nats())
@@ -216,12 +218,12 @@ pub(crate) async fn request(
     match client.send_request(subject.clone(), request).await {
         Ok(m) => Ok(raw_message(m)),
         Err(e) => Err(match e.kind() {
-            async_nats::RequestErrorKind::TimedOut => BusError::Timeout {
+            async_nats::RequestErrorKind::TimedOut => RequestError::Timeout {
                 subject,
                 after: timeout,
             },
-            async_nats::RequestErrorKind::NoResponders => BusError::NoResponders { subject },
-            _ => BusError::Request {
+            async_nats::RequestErrorKind::NoResponders => RequestError::NoResponders { subject },
+            _ => RequestError::Client {
                 subject,
                 source: Box::new(e),
             },

@@ -4,6 +4,10 @@
 use std::time::Duration;
 
 use crate::events::Operation;
+mod operation;
+
+pub use operation::{JetStreamPublishError, PublishError, RequestError, SubscribeError};
+
 use crate::{ConfigError, EnvelopeError, SubjectError};
 
 /// The client library's error behind a failure.
