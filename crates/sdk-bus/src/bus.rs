@@ -434,6 +434,18 @@ impl Bus {
         self.inner.transport.close(&self.inner.monitor).await
     }
 
+    /// Counts and reports a header that a layer above (trace propagation, say) could
+    /// not write to an outgoing message: [`BusStats::header_failures`] and
+    /// [`BusEvent::HeaderRefused`].
+    pub fn report_header_failure(&self, name: &str, error: &crate::HeaderError) {
+        let monitor = &self.inner.monitor;
+        Monitor::bump(&monitor.counters.header_failures);
+        monitor.emit(BusEvent::HeaderRefused {
+            name: name.to_owned(),
+            reason: error.to_string(),
+        });
+    }
+
     /// Whether [`Bus::drain`] has begun.
     pub fn is_draining(&self) -> bool {
         *self.inner.draining.borrow()

@@ -10,6 +10,7 @@ use crate::TenantId;
 /// environment variable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid bus setting {field}: {reason}")]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The setting.
     pub field: String,
@@ -79,8 +80,9 @@ impl Auth {
     }
 }
 
-/// TLS settings.
+/// TLS settings: `Tls::default()` (TLS when the server asks for it), then the setters.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Tls {
     /// Refuse to talk without TLS.
     pub required: bool,
@@ -90,8 +92,10 @@ pub struct Tls {
     pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
-/// How to reconnect after the connection drops.
+/// How to reconnect after the connection drops: `ReconnectPolicy::default()`, then
+/// the setters.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct ReconnectPolicy {
     /// Give up after this many attempts; `None` retries forever.
     pub max_attempts: Option<usize>,
@@ -114,7 +118,42 @@ impl Default for ReconnectPolicy {
     }
 }
 
+impl Tls {
+    /// Refuse to talk without TLS.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    /// Trust this CA certificate (PEM).
+    pub fn ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(path.into());
+        self
+    }
+    /// Present this client certificate and key (PEM), for mutual TLS.
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+}
+
 impl ReconnectPolicy {
+    /// Give up after `attempts` (the default retries forever).
+    pub fn max_attempts(mut self, attempts: usize) -> Self {
+        self.max_attempts = Some(attempts);
+        self
+    }
+    /// The first and the longest delay.
+    pub fn delays(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_delay = initial;
+        self.max_delay = max;
+        self
+    }
+    /// The random fraction of each delay (0 to 1).
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction;
+        self
+    }
+
     /// The delay before attempt `attempt` (from 1): doubling from `initial_delay`,
     /// capped at `max_delay`, minus up to `jitter` of it.
     pub fn delay(&self, attempt: usize) -> Duration {

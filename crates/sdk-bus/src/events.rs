@@ -135,6 +135,13 @@ pub enum BusEvent {
         /// Why.
         reason: String,
     },
+    /// A header could not be written to an outgoing message, so it went without it.
+    HeaderRefused {
+        /// The header name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// A handler ran past its timeout.
     HandlerTimedOut {
         /// The subject of the message.
@@ -183,6 +190,8 @@ pub struct BusStats {
     pub ack_failures: u64,
     /// Failed pulls of a JetStream consumer.
     pub pull_failures: u64,
+    /// Headers that could not be written to an outgoing message.
+    pub header_failures: u64,
     /// Handlers that ran past their timeout.
     pub handler_timeouts: u64,
     /// Requests answered 503 because the service was overloaded or draining.
@@ -204,6 +213,7 @@ pub(crate) struct Counters {
     pub(crate) settle_failures: AtomicU64,
     pub(crate) ack_failures: AtomicU64,
     pub(crate) pull_failures: AtomicU64,
+    pub(crate) header_failures: AtomicU64,
     pub(crate) handler_timeouts: AtomicU64,
     pub(crate) overloaded: AtomicU64,
     /// Publishes made since the connection dropped.
@@ -274,6 +284,7 @@ impl Monitor {
             settle_failures: get(&c.settle_failures),
             ack_failures: get(&c.ack_failures),
             pull_failures: get(&c.pull_failures),
+            header_failures: get(&c.header_failures),
             handler_timeouts: get(&c.handler_timeouts),
             overloaded: get(&c.overloaded),
         }

@@ -63,7 +63,7 @@ impl Subscription {
                     continue;
                 }
             };
-            if let Some(delivery) = admit(&self.bus, raw).await {
+            if let Some(delivery) = accept_or_refuse(&self.bus, raw).await {
                 return Some(Ok(delivery));
             }
         }
@@ -141,7 +141,7 @@ pub(crate) fn report_refusal(monitor: &Monitor, subject: &str, refusal: &Refusal
 
 /// Inspects a message: a good one becomes a [`Delivery`]; a bad one is reported and,
 /// when it asked for a reply in its tenant's inbox, answered with an error.
-async fn admit(bus: &Bus, raw: RawMessage) -> Option<Delivery> {
+async fn accept_or_refuse(bus: &Bus, raw: RawMessage) -> Option<Delivery> {
     let RawMessage {
         subject,
         reply,

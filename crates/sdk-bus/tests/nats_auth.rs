@@ -15,10 +15,7 @@ async fn round_trip(url: &str, auth: Auth, tls: Tls) -> Result<(), BusError> {
         .servers(url)
         .auth(auth)
         .tls(tls)
-        .reconnect(sdk_bus::ReconnectPolicy {
-            max_attempts: Some(1),
-            ..Default::default()
-        })
+        .reconnect(sdk_bus::ReconnectPolicy::default().max_attempts(1))
         .build()
         .unwrap();
     let bus = Bus::connect(config).await?;
@@ -149,29 +146,13 @@ async fn creds_file_with_a_user_jwt() {
 async fn tls_with_a_custom_ca() {
     let server = NatsServer::builder().tls().start();
     let ca = server.tls().unwrap().ca_cert.clone();
-    round_trip(
-        &server.url(),
-        Auth::None,
-        Tls {
-            required: true,
-            ca: Some(ca),
-            client_cert: None,
-        },
-    )
-    .await
-    .unwrap();
+    round_trip(&server.url(), Auth::None, Tls::default().required().ca(ca))
+        .await
+        .unwrap();
     // Without the CA the server certificate is not trusted.
-    let err = round_trip(
-        &server.url(),
-        Auth::None,
-        Tls {
-            required: true,
-            ca: None,
-            client_cert: None,
-        },
-    )
-    .await
-    .unwrap_err();
+    let err = round_trip(&server.url(), Auth::None, Tls::default().required())
+        .await
+        .unwrap_err();
     let text = error_chain(&err);
     assert!(text.contains("UnknownIssuer"), "{text}");
 }
@@ -183,11 +164,10 @@ async fn mutual_tls() {
     round_trip(
         &server.url(),
         Auth::None,
-        Tls {
-            required: true,
-            ca: Some(tls.ca_cert.clone()),
-            client_cert: Some((tls.client_cert.clone(), tls.client_key.clone())),
-        },
+        Tls::default()
+            .required()
+            .ca(tls.ca_cert.clone())
+            .client_cert(tls.client_cert.clone(), tls.client_key.clone()),
     )
     .await
     .unwrap();
@@ -195,11 +175,7 @@ async fn mutual_tls() {
     let err = round_trip(
         &server.url(),
         Auth::None,
-        Tls {
-            required: true,
-            ca: Some(tls.ca_cert),
-            client_cert: None,
-        },
+        Tls::default().required().ca(tls.ca_cert),
     )
     .await
     .unwrap_err();

@@ -14,12 +14,9 @@ use sdk_testkit::NatsServer;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_reconnects_and_subscriptions_and_publishing_resume() {
     let mut server = NatsServer::start();
-    let policy = ReconnectPolicy {
-        max_attempts: None,
-        initial_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        jitter: 0.2,
-    };
+    let policy = ReconnectPolicy::default()
+        .delays(Duration::from_millis(20), Duration::from_millis(200))
+        .jitter(0.2);
     let bus = nats_bus(&server.url(), |b| b.reconnect(policy).reconnect_buffer(5)).await;
     let mut events = bus.events();
     let subject = tenant("acme").scope().event("tick").unwrap();

@@ -309,10 +309,7 @@ async fn secrets_never_appear_in_errors_or_debug_output() {
         let config = BusConfig::builder()
             .servers(&url)
             .connect_timeout(Duration::from_millis(300))
-            .reconnect(ReconnectPolicy {
-                max_attempts: Some(1),
-                ..Default::default()
-            })
+            .reconnect(ReconnectPolicy::default().max_attempts(1))
             .build()
             .unwrap();
         let shown = format!("{config:?}");

@@ -172,8 +172,9 @@ impl Messenger {
             &parent.with_remote_span_context(span.span_context().clone()),
             subject.tenant().as_str(),
         );
-        t.propagator
-            .inject(&cx, &mut Inject(envelope.headers_mut()));
+        let mut carrier = Inject::new(envelope.headers_mut());
+        t.propagator.inject(&cx, &mut carrier);
+        carrier.report(&self.bus);
         Some((span, Instant::now()))
     }
 
@@ -303,7 +304,9 @@ impl Messenger {
                             ServiceFailure::new(ServiceCode::HandlerFailed, e.to_string())
                         })?;
                         if let Some(t) = &me.tracing {
-                            t.propagator.inject(&cx, &mut Inject(reply.headers_mut()));
+                            let mut carrier = Inject::new(reply.headers_mut());
+                            t.propagator.inject(&cx, &mut carrier);
+                            carrier.report(&me.bus);
                         }
                         Ok(reply)
                     }
