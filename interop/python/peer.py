@@ -152,7 +152,7 @@ async def client(types, args):
     task_schema = types.schema("AgentTask")
     replies = []
 
-    def check_reply(msg, service, task_id, what):
+    def check_reply(msg, service, task_id, what, reply_type, request_id=None):
         failed = service_error(msg)
         expect(failed is None, "%s: the Rust service answered an error %s" % (what, failed))
         h = msg.headers or {}
@@ -164,8 +164,13 @@ async def client(types, args):
             header(h, "ce-source") == "/%s/interop/rust-%s" % (TENANT, service),
             "%s: ce-source %r" % (what, header(h, "ce-source")),
         )
+        # A reply comes in the format the request asked for (Accept) or used.
         content_type = header(h, "ce-datacontenttype")
-        expect(content_type == FORMATS[service], "%s: reply content type %r, expected %r" % (what, content_type, FORMATS[service]))
+        expect(content_type == reply_type, "%s: reply content type %r, expected %r" % (what, content_type, reply_type))
+        if request_id is not None:
+            # The reply joins the request's conversation and names it as its cause.
+            expect(header(h, "ce-correlationid") == request_id, "%s: ce-correlationid %r" % (what, header(h, "ce-correlationid")))
+            expect(header(h, "ce-causationid") == request_id, "%s: ce-causationid %r" % (what, header(h, "ce-causationid")))
         expect(
             header(h, "ce-dataschema") == types.schema("TaskResult"),
             "%s: reply schema %r" % (what, header(h, "ce-dataschema")),
@@ -187,7 +192,17 @@ async def client(types, args):
             task.task_id = "t-%s-binary-%s" % (service, fmt)
             headers = sdkwire.ce_headers(source, request_type, TENANT, content_type, task_schema)
             msg = await nc.request(subject, types.encode(task, content_type), timeout=TIMEOUT, headers=headers)
-            check_reply(msg, service, task.task_id, "binary %s request to %s" % (fmt, subject))
+            check_reply(
+                msg, service, task.task_id, "binary %s request to %s" % (fmt, subject), content_type, headers["ce-id"]
+            )
+            # The same request asking for the service's own format gets that format.
+            task.task_id = "t-%s-accept-%s" % (service, fmt)
+            headers = sdkwire.ce_headers(source, request_type, TENANT, content_type, task_schema)
+            headers["accept"] = FORMATS[service]
+            msg = await nc.request(subject, types.encode(task, content_type), timeout=TIMEOUT, headers=headers)
+            check_reply(
+                msg, service, task.task_id, "%s request accepting %s" % (fmt, service), FORMATS[service], headers["ce-id"]
+            )
         # Structured mode: one application/cloudevents+json body; JSON data inline,
         # binary data as data_base64.
         for fmt, content_type in FORMATS.items():
@@ -214,7 +229,7 @@ async def client(types, args):
                 timeout=TIMEOUT,
                 headers={"content-type": "application/cloudevents+json; charset=utf-8"},
             )
-            check_reply(msg, service, task.task_id, "structured %s request to %s" % (fmt, subject))
+            check_reply(msg, service, task.task_id, "structured %s request to %s" % (fmt, subject), content_type)
 
     # Service errors, each with its Nats-Service-Error headers, the ce-* attributes
     # that tie it to the request, and the same text as a text/plain body.
@@ -290,7 +305,7 @@ async def client(types, args):
         expect("traceparent" in headers, "the OpenTelemetry propagator wrote no traceparent")
         msg = await nc.request(json_subject, types.encode(task, JSON), timeout=TIMEOUT, headers=headers)
         context = span.get_span_context()
-    check_reply(msg, "json", task.task_id, "traced request")
+    check_reply(msg, "json", task.task_id, "traced request", JSON, headers["ce-id"])
     trace_id = "%032x" % context.trace_id
     span_id = "%016x" % context.span_id
     reply_parent = header(msg.headers, "traceparent")

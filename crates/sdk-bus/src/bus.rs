@@ -35,8 +35,12 @@ impl Drop for ActivityGuard {
     }
 }
 
+/// Gives every bus a process-wide unique id.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 #[derive(Debug)]
 struct Inner {
+    id: u64,
     transport: Transport,
     monitor: Arc<Monitor>,
     config: BusConfig,
@@ -56,6 +60,7 @@ impl Bus {
     fn with_transport(transport: Transport, monitor: Arc<Monitor>, config: BusConfig) -> Bus {
         Bus {
             inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 transport,
                 monitor,
                 config,
@@ -113,6 +118,11 @@ impl Bus {
         } else {
             Ok(Bus::in_process(config))
         }
+    }
+
+    /// A process-wide unique id of this connection (clones share it).
+    pub fn id(&self) -> u64 {
+        self.inner.id
     }
 
     /// `nats` or `in-process`.

@@ -110,6 +110,16 @@ impl EventSource {
         &self.tenant
     }
 
+    /// The same component and instance, acting for `tenant`: a shared service
+    /// answers each tenant as that tenant, `/<tenant>/<component>/<instance>`.
+    pub fn for_tenant(&self, tenant: &TenantId) -> EventSource {
+        let rest = &self.uri[1 + self.tenant.as_str().len()..];
+        EventSource {
+            tenant: tenant.clone(),
+            uri: format!("/{tenant}{rest}"),
+        }
+    }
+
     /// The URI-reference, `/<tenant>/<component>/<instance>`.
     pub fn as_str(&self) -> &str {
         &self.uri

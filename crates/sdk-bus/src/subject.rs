@@ -458,6 +458,31 @@ impl SubjectPattern {
     pub fn matches(&self, subject: &str) -> bool {
         pattern_matches(&self.text, subject)
     }
+
+    /// The low-cardinality template of `subject` received through this pattern, for
+    /// span names and metric labels. When the pattern fixes every token after the
+    /// tenant, it is the subject's own template; when it has wildcards there, it is
+    /// the pattern's shape (`*` as `{token}`, `>` as `{rest}`), so a sender cannot
+    /// make a new series with each token it invents.
+    pub fn template_for(&self, subject: &Subject) -> String {
+        let mut tokens = self.text.split('.');
+        let wild_after_tenant =
+            tokens.nth(2).is_some() && self.text.split('.').skip(2).any(|t| t == "*" || t == ">");
+        if !wild_after_tenant {
+            return subject.template();
+        }
+        self.text
+            .split('.')
+            .enumerate()
+            .map(|(i, t)| match (i, t) {
+                (1, _) => "{tenant}",
+                (_, "*") => "{token}",
+                (_, ">") => "{rest}",
+                (_, t) => t,
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    }
 }
 
 impl fmt::Display for SubjectPattern {
@@ -572,6 +597,22 @@ impl TenantScope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wildcard_pattern_keeps_invented_tokens_out_of_the_template() {
+        let any = SubjectPattern::new("sdk.*.>").unwrap();
+        let subject = Subject::parse("sdk.acme.random1.random2").unwrap();
+        assert_eq!(any.template_for(&subject), "sdk.{tenant}.{rest}");
+        let shared = SubjectPattern::all_tenants("rag", "query").unwrap();
+        let q = Subject::parse("sdk.beta.rag.query").unwrap();
+        assert_eq!(shared.template_for(&q), "sdk.{tenant}.rag.query");
+        let inbox = Subject::parse("sdk.acme.agent.a-7.inbox").unwrap();
+        let fixed = SubjectPattern::from(&inbox);
+        assert_eq!(
+            fixed.template_for(&inbox),
+            "sdk.{tenant}.agent.{agent_id}.inbox"
+        );
+    }
 
     #[test]
     fn tenants_and_tokens_follow_the_grammar() {

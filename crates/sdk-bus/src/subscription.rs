@@ -125,8 +125,14 @@ pub(crate) fn inspect(
     Ok((subject, envelope))
 }
 
-/// Counts and reports a refused message.
+/// Counts, logs and reports a refused message.
 pub(crate) fn report_refusal(monitor: &Monitor, subject: &str, refusal: &Refusal) {
+    tracing::warn!(
+        subject,
+        code = refusal.code.as_u16(),
+        reason = %refusal.reason,
+        "refused a message before any handler saw it"
+    );
     Monitor::bump(if refusal.code == ServiceCode::Forbidden {
         &monitor.counters.tenant_mismatches
     } else {

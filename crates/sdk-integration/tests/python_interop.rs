@@ -30,8 +30,8 @@ use std::time::Duration;
 use sdk_integration::sdk_bus::jetstream::dead_letter::DeadLetterQuery;
 use sdk_integration::sdk_bus::jetstream::stream::Storage;
 use sdk_integration::sdk_bus::{
-    Bus, BusConfig, BusError, ConsumerSpec, Delivery, EventSource, JetStreamDelivery, Outcome,
-    ServeOptions, Service, ServiceCode, ServiceFailure, StreamSpec, SubjectPattern, TenantId,
+    Bus, BusConfig, BusError, ConsumerSpec, EventSource, JetStreamDelivery, Outcome, ServeOptions,
+    Service, ServiceCode, ServiceFailure, StreamSpec, SubjectPattern, TenantId,
 };
 use sdk_integration::sdk_codec::v1::{
     AgentMessage, AgentTask, Document, DocumentChunk, ErrorInfo, EventMessage, StatusUpdate,
@@ -39,7 +39,7 @@ use sdk_integration::sdk_codec::v1::{
 };
 use sdk_integration::sdk_codec::{Codec, Format, Payload, PayloadMeta, samples};
 use sdk_integration::sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
-use sdk_integration::{Error, Messenger};
+use sdk_integration::{Error, MessageContext, Messenger};
 use sdk_testkit::{Collector, NatsServer, wait_until};
 use serde_json::{Value, json};
 
@@ -300,7 +300,7 @@ async fn serve<T, R, F, Fut>(messenger: &Messenger, pattern: &SubjectPattern, ha
 where
     T: Payload,
     R: Payload,
-    F: Fn(T, Delivery) -> Fut + Send + Sync + 'static,
+    F: Fn(T, MessageContext) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<R, ServiceFailure>> + Send + 'static,
 {
     messenger
@@ -375,14 +375,10 @@ async fn python_calls_rust_services_and_continues_its_trace() {
             serve(
                 &messenger,
                 &pattern,
-                move |task: AgentTask, delivery: Delivery| {
+                move |task: AgentTask, context: MessageContext| {
                     let seen = Arc::clone(&seen);
                     async move {
-                        let content_type = delivery
-                            .envelope
-                            .data_content_type()
-                            .unwrap_or_default()
-                            .into_owned();
+                        let content_type = context.content_type;
                         seen.lock()
                             .unwrap()
                             .push((task.task_id.clone(), content_type));
@@ -429,11 +425,12 @@ async fn python_calls_rust_services_and_continues_its_trace() {
     )
     .await;
 
-    // 1. Every request arrived in the format it was sent in, and got its typed reply.
+    // 1. Every request arrived in the format it was sent in, and got its typed reply
+    //    in the format it used or, with `accept`, asked for.
     let mut expected_ids = BTreeSet::new();
     let mut expected_seen = BTreeSet::new();
     for service in ["json", "msgpack", "protobuf"] {
-        for mode in ["binary", "structured"] {
+        for mode in ["binary", "structured", "accept"] {
             for format in FORMATS {
                 let id = format!("t-{service}-{mode}-{}", format_key(format));
                 expected_seen.insert((id.clone(), format.content_type().to_owned()));

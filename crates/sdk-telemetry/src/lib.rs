@@ -2,6 +2,7 @@
 
 mod config;
 mod context;
+mod instrument;
 mod logfmt;
 mod metrics;
 #[cfg(feature = "prometheus")]
@@ -16,6 +17,7 @@ pub use config::{
     TelemetryConfigBuilder, resource_keys,
 };
 pub use context::spawn_in_context;
+pub use instrument::{CodecGuard, MessagingInstruments, OperationGuard, TransportCounters};
 pub use logfmt::TraceFormat;
 pub use metrics::{
     DURATION_BUCKETS, MessageLabels, MessagingMetrics, OTHER_TENANT, SIZE_BUCKETS, SdkMetrics,

@@ -1,11 +1,11 @@
 //! Metric instruments: the messaging conventions, and SDK business metrics, with a
 //! capped tenant attribute.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
-use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::{KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions as semconv;
 
 /// The bucket boundaries the messaging conventions give for durations, in seconds.
@@ -35,11 +35,14 @@ pub const TENANT_KEY: &str = "sdk.tenant.id";
 pub const OTHER_TENANT: &str = "_other";
 
 /// Gives each tenant its own attribute value up to a cap; later tenants share
-/// `_other`, so a flood of tenants cannot blow up metric cardinality.
+/// `_other`, so a flood of tenants cannot blow up metric cardinality. One limiter
+/// serves a whole [`crate::Telemetry`]: every instrument folds the same tenants. A
+/// tenant already seen costs a shared read lock and no allocation.
 #[derive(Debug)]
 pub struct TenantLimiter {
     cap: usize,
-    seen: Mutex<HashSet<String>>,
+    seen: RwLock<HashMap<String, KeyValue>>,
+    other: KeyValue,
 }
 
 impl TenantLimiter {
@@ -47,23 +50,31 @@ impl TenantLimiter {
     pub fn new(cap: usize) -> TenantLimiter {
         TenantLimiter {
             cap,
-            seen: Mutex::new(HashSet::new()),
+            seen: RwLock::new(HashMap::new()),
+            other: KeyValue::new(TENANT_KEY, OTHER_TENANT),
         }
     }
 
     /// The attribute for `tenant`: itself while under the cap, `_other` after.
     pub fn attribute(&self, tenant: &str) -> KeyValue {
-        let Ok(mut seen) = self.seen.lock() else {
-            return KeyValue::new(TENANT_KEY, OTHER_TENANT);
+        if let Ok(seen) = self.seen.read()
+            && let Some(kv) = seen.get(tenant)
+        {
+            return kv.clone();
+        }
+        let Ok(mut seen) = self.seen.write() else {
+            return self.other.clone();
         };
-        if seen.contains(tenant) {
-            return KeyValue::new(TENANT_KEY, tenant.to_owned());
+        if let Some(kv) = seen.get(tenant) {
+            return kv.clone();
         }
         if seen.len() < self.cap {
-            seen.insert(tenant.to_owned());
-            return KeyValue::new(TENANT_KEY, tenant.to_owned());
+            let shared: Arc<str> = Arc::from(tenant);
+            let kv = KeyValue::new(TENANT_KEY, Value::String(StringValue::from(shared)));
+            seen.insert(tenant.to_owned(), kv.clone());
+            return kv;
         }
-        KeyValue::new(TENANT_KEY, OTHER_TENANT)
+        self.other.clone()
     }
 }
 
@@ -72,20 +83,18 @@ impl TenantLimiter {
 pub struct MessagingMetrics {
     sent: Counter<u64>,
     consumed: Counter<u64>,
+    settled: Counter<u64>,
     operation_duration: Histogram<f64>,
     process_duration: Histogram<f64>,
     codec_duration: Histogram<f64>,
     codec_size: Histogram<u64>,
-    reconnects: Counter<u64>,
-    slow_consumer_drops: Counter<u64>,
-    dead_letters: Counter<u64>,
-    tenants: TenantLimiter,
+    tenants: Arc<TenantLimiter>,
 }
 
 /// What one messaging operation was about.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageLabels<'a> {
-    /// `publish`, `process`, `request`, `receive`, `ack`, ...
+    /// `publish`, `process`, `request`, `receive`, `settle`.
     pub operation: &'a str,
     /// The low-cardinality subject template.
     pub template: &'a str,
@@ -96,8 +105,9 @@ pub struct MessageLabels<'a> {
 }
 
 impl MessagingMetrics {
-    /// Creates the instruments on `meter`.
-    pub fn new(meter: &Meter, tenant_cap: usize) -> MessagingMetrics {
+    /// Creates the instruments on `meter`, with tenants capped by `tenants` (share one
+    /// limiter per process, so every instrument folds the same tenants).
+    pub fn new(meter: &Meter, tenants: Arc<TenantLimiter>) -> MessagingMetrics {
         MessagingMetrics {
             sent: meter
                 .u64_counter(semconv::metric::MESSAGING_CLIENT_SENT_MESSAGES)
@@ -108,6 +118,11 @@ impl MessagingMetrics {
                 .u64_counter(semconv::metric::MESSAGING_CLIENT_CONSUMED_MESSAGES)
                 .with_unit("{message}")
                 .with_description("Messages a consumer received")
+                .build(),
+            settled: meter
+                .u64_counter("sdk.messaging.settled")
+                .with_unit("{message}")
+                .with_description("Messages settled, by outcome: ack, nak, term, dead_letter")
                 .build(),
             operation_duration: meter
                 .f64_histogram(semconv::metric::MESSAGING_CLIENT_OPERATION_DURATION)
@@ -129,42 +144,29 @@ impl MessagingMetrics {
                 .with_unit("By")
                 .with_boundaries(SIZE_BUCKETS.to_vec())
                 .build(),
-            reconnects: meter
-                .u64_counter("sdk.messaging.reconnects")
-                .with_unit("{reconnect}")
-                .build(),
-            slow_consumer_drops: meter
-                .u64_counter("sdk.messaging.slow_consumer.drops")
-                .with_unit("{event}")
-                .build(),
-            dead_letters: meter
-                .u64_counter("sdk.messaging.dead_letters")
-                .with_unit("{message}")
-                .build(),
-            tenants: TenantLimiter::new(tenant_cap),
+            tenants,
         }
     }
 
     fn labels(&self, l: &MessageLabels<'_>) -> Vec<KeyValue> {
-        let mut v = vec![
-            KeyValue::new(semconv::attribute::MESSAGING_SYSTEM, "nats"),
-            KeyValue::new(
-                semconv::attribute::MESSAGING_OPERATION_NAME,
-                l.operation.to_owned(),
-            ),
-            KeyValue::new(
-                semconv::attribute::MESSAGING_DESTINATION_TEMPLATE,
-                l.template.to_owned(),
-            ),
-            self.tenants.attribute(l.tenant),
-        ];
+        let mut v = Vec::with_capacity(5);
+        v.push(KeyValue::new(semconv::attribute::MESSAGING_SYSTEM, "nats"));
+        v.push(KeyValue::new(
+            semconv::attribute::MESSAGING_OPERATION_NAME,
+            l.operation.to_owned(),
+        ));
+        v.push(KeyValue::new(
+            semconv::attribute::MESSAGING_DESTINATION_TEMPLATE,
+            l.template.to_owned(),
+        ));
+        v.push(self.tenants.attribute(l.tenant));
         if let Some(e) = l.error_type {
             v.push(KeyValue::new(semconv::attribute::ERROR_TYPE, e.to_owned()));
         }
         v
     }
 
-    /// One message sent, and how long the send took.
+    /// One message sent (a publish or a request), and how long the send took.
     pub fn record_sent(&self, l: &MessageLabels<'_>, seconds: f64) {
         let attrs = self.labels(l);
         self.sent.add(1, &attrs);
@@ -181,52 +183,35 @@ impl MessagingMetrics {
         self.process_duration.record(seconds, &self.labels(l));
     }
 
-    /// A client operation (request, receive, settle) and its duration.
+    /// A client operation (receive, settle) and its duration.
     pub fn record_operation(&self, l: &MessageLabels<'_>, seconds: f64) {
         self.operation_duration.record(seconds, &self.labels(l));
     }
 
-    /// One encode or decode: `operation` is `encode` or `decode`.
+    /// One message settled with `outcome` (`ack`, `nak`, `term`, `dead_letter`).
+    pub fn record_settled(&self, l: &MessageLabels<'_>, outcome: &'static str) {
+        let mut attrs = self.labels(l);
+        attrs.push(KeyValue::new("sdk.messaging.outcome", outcome));
+        self.settled.add(1, &attrs);
+    }
+
+    /// One encode or decode: `operation` is `encode` or `decode`; `schema` is the
+    /// schema id (a short, fixed list).
     pub fn record_codec(
         &self,
         operation: &'static str,
         format: &'static str,
+        schema: &str,
         seconds: f64,
         bytes: u64,
     ) {
         let attrs = [
             KeyValue::new("sdk.codec.operation", operation),
             KeyValue::new("sdk.codec.format", format),
+            KeyValue::new("sdk.codec.schema", schema.to_owned()),
         ];
         self.codec_duration.record(seconds, &attrs);
         self.codec_size.record(bytes, &attrs);
-    }
-
-    /// A reconnect.
-    pub fn record_reconnect(&self) {
-        self.reconnects.add(
-            1,
-            &[KeyValue::new(semconv::attribute::MESSAGING_SYSTEM, "nats")],
-        );
-    }
-
-    /// A slow-consumer event.
-    pub fn record_slow_consumer(&self) {
-        self.slow_consumer_drops.add(
-            1,
-            &[KeyValue::new(semconv::attribute::MESSAGING_SYSTEM, "nats")],
-        );
-    }
-
-    /// A dead-lettered message.
-    pub fn record_dead_letter(&self, tenant: &str, reason: &str) {
-        self.dead_letters.add(
-            1,
-            &[
-                self.tenants.attribute(tenant),
-                KeyValue::new(semconv::attribute::ERROR_TYPE, reason.to_owned()),
-            ],
-        );
     }
 }
 
@@ -239,12 +224,12 @@ pub struct SdkMetrics {
     rag_duration: Histogram<f64>,
     tokens: Counter<u64>,
     cost: Counter<f64>,
-    tenants: TenantLimiter,
+    tenants: Arc<TenantLimiter>,
 }
 
 impl SdkMetrics {
-    /// Creates the instruments on `meter`.
-    pub fn new(meter: &Meter, tenant_cap: usize) -> SdkMetrics {
+    /// Creates the instruments on `meter`, with tenants capped by `tenants`.
+    pub fn new(meter: &Meter, tenants: Arc<TenantLimiter>) -> SdkMetrics {
         SdkMetrics {
             agent_tasks: meter
                 .u64_counter("sdk.agent.tasks")
@@ -269,7 +254,7 @@ impl SdkMetrics {
                 .with_unit("{token}")
                 .build(),
             cost: meter.f64_counter("sdk.llm.cost").with_unit("USD").build(),
-            tenants: TenantLimiter::new(tenant_cap),
+            tenants,
         }
     }
 

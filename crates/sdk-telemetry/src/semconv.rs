@@ -168,25 +168,19 @@ pub fn start_span<T: Tracer>(
         .start_with_context(tracer, parent)
 }
 
-/// Starts an INTERNAL `encode <schema>` or `decode <schema>` span.
+/// Starts an INTERNAL `encode <schema>` or `decode <schema>` span (the format and
+/// size are set when it ends: see [`crate::CodecGuard`]).
 pub fn start_codec_span<T: Tracer>(
     tracer: &T,
     operation: &'static str,
     schema: &str,
-    format: &'static str,
-    body_size: usize,
     parent: &Context,
 ) -> T::Span {
     SpanBuilder::from_name(format!("{operation} {schema}"))
         .with_kind(SpanKind::Internal)
         .with_attributes([
             KeyValue::new("sdk.codec.operation", operation),
-            KeyValue::new("sdk.codec.format", format),
             KeyValue::new("sdk.codec.schema", schema.to_owned()),
-            KeyValue::new(
-                attr::MESSAGING_MESSAGE_BODY_SIZE,
-                i64::try_from(body_size).unwrap_or(i64::MAX),
-            ),
         ])
         .start_with_context(tracer, parent)
 }

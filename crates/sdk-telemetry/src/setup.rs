@@ -14,7 +14,8 @@ use opentelemetry_sdk::trace::{
 };
 
 use crate::config::{Exporter, Protocol, TelemetryConfig};
-use crate::metrics::{MessagingMetrics, SdkMetrics};
+use crate::instrument::MessagingInstruments;
+use crate::metrics::{MessagingMetrics, SdkMetrics, TenantLimiter};
 use crate::propagation::Propagator;
 use crate::sampler::ComponentSampler;
 
@@ -51,6 +52,9 @@ pub struct Telemetry {
     meter_provider: SdkMeterProvider,
     logger_provider: SdkLoggerProvider,
     propagator: Arc<Propagator>,
+    /// One tenant cap for every instrument of this telemetry.
+    tenants: Arc<TenantLimiter>,
+    messaging: std::sync::OnceLock<Arc<MessagingInstruments>>,
     config: TelemetryConfig,
     /// Runs the gRPC exporters' I/O, so export never depends on (or blocks) the
     /// application's runtime, whatever its flavour.
@@ -136,6 +140,8 @@ impl Telemetry {
             meter_provider,
             logger_provider,
             propagator,
+            tenants: Arc::new(TenantLimiter::new(config.tenant_cap)),
+            messaging: std::sync::OnceLock::new(),
             config,
             io_runtime,
             #[cfg(feature = "prometheus")]
@@ -172,15 +178,35 @@ impl Telemetry {
         opentelemetry::metrics::MeterProvider::meter(&self.meter_provider, component)
     }
 
-    /// The messaging instruments of the wire contract (`docs/wire-contract.md` §5), on
-    /// this telemetry's meter.
-    pub fn messaging_metrics(&self) -> MessagingMetrics {
-        MessagingMetrics::new(&self.meter("sdk.messaging"), self.config.tenant_cap)
+    /// The messaging instruments (tracer, metrics, propagator, transport counters),
+    /// made once and shared by every caller.
+    pub fn messaging(&self) -> Arc<MessagingInstruments> {
+        Arc::clone(self.messaging.get_or_init(|| {
+            let meter = self.meter("sdk.messaging");
+            let metrics = Arc::new(MessagingMetrics::new(&meter, Arc::clone(&self.tenants)));
+            Arc::new(MessagingInstruments::new(
+                self.tracer("sdk.messaging"),
+                &meter,
+                metrics,
+                Arc::clone(&self.propagator),
+            ))
+        }))
     }
 
-    /// Agent, RAG, token and cost instruments.
+    /// The messaging metrics of the wire contract (`docs/wire-contract.md` §5), shared
+    /// with [`Telemetry::messaging`].
+    pub fn messaging_metrics(&self) -> Arc<MessagingMetrics> {
+        self.messaging().metrics_arc()
+    }
+
+    /// Agent, RAG, token and cost instruments, with this telemetry's tenant cap.
     pub fn sdk_metrics(&self) -> SdkMetrics {
-        SdkMetrics::new(&self.meter("sdk"), self.config.tenant_cap)
+        SdkMetrics::new(&self.meter("sdk"), Arc::clone(&self.tenants))
+    }
+
+    /// The tenant limiter every instrument of this telemetry shares.
+    pub fn tenant_limiter(&self) -> Arc<TenantLimiter> {
+        Arc::clone(&self.tenants)
     }
 
     /// Where the Prometheus endpoint listens, when one was configured.
