@@ -295,6 +295,7 @@ impl OperationGuard {
     /// `settle` event on the span and the settled-messages counter.
     pub fn settled(&mut self, outcome: &'static str, reason: Option<&str>) {
         if let Some(span) = self.span.as_mut() {
+            span.set_attribute(KeyValue::new("sdk.messaging.outcome", outcome));
             let mut attributes = vec![KeyValue::new("sdk.messaging.outcome", outcome)];
             if let Some(r) = reason {
                 attributes.push(KeyValue::new("sdk.messaging.reason", r.to_owned()));

@@ -1,0 +1,234 @@
+//! Durable agent work stays in the trace: a typed JetStream publish, a durable
+//! consumer that fails once and then succeeds, and a poison message, over a real
+//! nats-server, read back from a real collector.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sdk_integration::Messenger;
+use sdk_integration::sdk_bus::jetstream::stream::StreamSpec;
+use sdk_integration::sdk_bus::{Bus, BusConfig, ConsumerSpec, EventSource, Outcome, TenantId};
+use sdk_integration::sdk_codec::v1::EventMessage;
+use sdk_integration::sdk_codec::{Codec, Format};
+use sdk_integration::sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
+use sdk_testkit::{Collector, NatsServer};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn telemetry(service: &str, collector: &Collector) -> Telemetry {
+    Telemetry::init(
+        TelemetryConfig::builder(service)
+            .otlp(&collector.grpc_endpoint(), Protocol::Grpc)
+            .exporters(Exporter::Otlp, Exporter::Otlp, Exporter::None)
+            .metric_interval(Duration::from_millis(200))
+            .install_global(false)
+            .log_format(LogFormat::Off)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_task_and_its_redelivery_are_one_trace_with_settle_outcomes() {
+    let server = NatsServer::builder().jetstream().start();
+    let collector = Collector::start();
+    let producer_otel = telemetry("producer", &collector);
+    let worker_otel = telemetry("worker", &collector);
+    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
+        .await
+        .unwrap();
+    let js = bus.jetstream().unwrap();
+    js.ensure_stream(&StreamSpec::events()).await.unwrap();
+    js.ensure_stream(&StreamSpec::dead_letters()).await.unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    let producer = Messenger::new(
+        bus.clone(),
+        codec.clone(),
+        EventSource::new(&acme, "agent", "planner").unwrap(),
+    )
+    .with_telemetry(&producer_otel);
+    let worker = Messenger::new(
+        bus.clone(),
+        codec,
+        EventSource::new(&acme, "gateway", "g-1").unwrap(),
+    )
+    .with_telemetry(&worker_otel);
+
+    let seen: Arc<Mutex<Vec<(String, u64, String)>>> = Arc::default();
+    let s = seen.clone();
+    let spec = ConsumerSpec::new("SDK_EVENTS", "gateway")
+        .max_deliver(2)
+        .backoff(vec![Duration::from_millis(50)]);
+    let running = worker
+        .consume(&js, spec, move |event: EventMessage, cx| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push((
+                    event.event_id.clone(),
+                    cx.delivered,
+                    cx.tenant.to_string(),
+                ));
+                match (event.event_id.as_str(), cx.delivered) {
+                    ("e-flaky", 1) => Outcome::Retry("model timed out".into()),
+                    ("e-poison", _) => Outcome::Reject("unknown tool".into()),
+                    _ => Outcome::Ack,
+                }
+            }
+        })
+        .await
+        .unwrap();
+
+    let subject = acme.scope().event("task.completed").unwrap();
+    for id in ["e-flaky", "e-poison"] {
+        let event = EventMessage {
+            event_id: id.into(),
+            event_type: "sdk.task.completed".into(),
+            source: "/acme/agent/planner".into(),
+            ..Default::default()
+        };
+        let ack = producer
+            .publish_durable(&js, &subject, "sdk.task.completed", &event)
+            .await
+            .unwrap();
+        assert_eq!(ack.stream, "SDK_EVENTS");
+    }
+    tokio::time::timeout(WAIT, async {
+        while seen.lock().unwrap().len() < 3 || bus.stats().dead_lettered < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "three deliveries and one dead letter: {:?} {:?}",
+            seen.lock().unwrap(),
+            bus.stats()
+        )
+    });
+    running.abort();
+    let deliveries = seen.lock().unwrap().clone();
+    assert!(
+        deliveries.contains(&("e-flaky".into(), 2, "acme".into())),
+        "{deliveries:?}"
+    );
+    producer_otel.shutdown(Duration::from_secs(10)).unwrap();
+    worker_otel.shutdown(Duration::from_secs(10)).unwrap();
+
+    let name = "publish sdk.{tenant}.events.{event_type}";
+    let publishes = collector.wait_for(WAIT, "both publish spans", |r| {
+        let p = r.spans_named(name);
+        (p.len() == 2).then(|| p.into_iter().cloned().collect::<Vec<_>>())
+    });
+    let process_name = "process sdk.{tenant}.events.{event_type}";
+    let processes = collector.wait_for(WAIT, "three process spans", |r| {
+        let p = r.spans_named(process_name);
+        (p.len() == 3).then(|| p.into_iter().cloned().collect::<Vec<_>>())
+    });
+    for p in &publishes {
+        assert_eq!(p.kind, "SPAN_KIND_PRODUCER");
+        assert_eq!(p.resource["service.name"], "producer");
+        assert_eq!(
+            p.attributes["messaging.destination.name"],
+            "sdk.acme.events.task.completed"
+        );
+        assert_eq!(p.attributes["server.address"], "127.0.0.1");
+        assert!(p.attributes.contains_key("server.port"));
+        assert_eq!(p.attributes["cloudevents.event_type"], "sdk.task.completed");
+    }
+    let flaky_publish = publishes
+        .iter()
+        .find(|p| {
+            processes
+                .iter()
+                .filter(|c| c.trace_id == p.trace_id)
+                .count()
+                == 2
+        })
+        .expect("the flaky task's publish has two process spans in its trace");
+    let mut flaky: Vec<_> = processes
+        .iter()
+        .filter(|c| c.trace_id == flaky_publish.trace_id)
+        .collect();
+    flaky.sort_by_key(|c| c.attributes["messaging.nats.message.delivery_count"].clone());
+    for (process, (count, outcome)) in flaky.iter().zip([("1", "nak"), ("2", "ack")]) {
+        assert_eq!(process.kind, "SPAN_KIND_CONSUMER");
+        assert_eq!(
+            process.parent_id, flaky_publish.span_id,
+            "each delivery continues the producer"
+        );
+        assert_eq!(process.resource["service.name"], "worker");
+        assert_eq!(
+            process.attributes["messaging.nats.message.delivery_count"],
+            count
+        );
+        assert_eq!(process.attributes["sdk.messaging.outcome"], outcome);
+        assert_eq!(
+            process.attributes["messaging.consumer.group.name"],
+            "gateway"
+        );
+        assert_eq!(process.attributes["sdk.tenant.id"], "acme");
+        assert_eq!(
+            process.attributes["cloudevents.event_source"],
+            "/acme/agent/planner"
+        );
+        assert!(
+            process.events.iter().any(|e| e == "settle"),
+            "{:?}",
+            process.events
+        );
+    }
+    assert_eq!(flaky[0].attributes["error.type"], "nak");
+    let poison = processes
+        .iter()
+        .find(|c| {
+            c.attributes
+                .get("sdk.messaging.outcome")
+                .map(String::as_str)
+                == Some("dead_letter")
+        })
+        .expect("the poison message's process span");
+    assert_eq!(poison.attributes["error.type"], "dead_letter");
+
+    // The metrics: sent, consumed, settled by outcome, process duration, dead letters.
+    let settled = collector.wait_for(WAIT, "the settled counter with all outcomes", |r| {
+        let m = r.last_metric("sdk.messaging.settled")?;
+        let outcomes: std::collections::BTreeSet<_> = m
+            .points
+            .iter()
+            .filter_map(|p| p.attributes.get("sdk.messaging.outcome").cloned())
+            .collect();
+        (outcomes.len() == 3).then(|| outcomes)
+    });
+    assert_eq!(
+        settled.into_iter().collect::<Vec<_>>(),
+        vec!["ack".to_owned(), "dead_letter".to_owned(), "nak".to_owned()]
+    );
+    for name in [
+        "messaging.client.sent.messages",
+        "messaging.client.consumed.messages",
+        "messaging.process.duration",
+        "sdk.codec.duration",
+        "sdk.codec.size",
+    ] {
+        collector.wait_for(WAIT, name, |r| r.last_metric(name).cloned());
+    }
+    let dead = collector.wait_for(WAIT, "the dead-letter counter", |r| {
+        r.last_metric("sdk.messaging.dead_letters")
+            .filter(|m| {
+                m.points
+                    .iter()
+                    .any(|p| p.fields.get("Value").map(String::as_str) == Some("1"))
+            })
+            .cloned()
+    });
+    assert!(
+        dead.points
+            .iter()
+            .all(|p| !p.attributes.contains_key("error.type")),
+        "no reason as a label"
+    );
+}
