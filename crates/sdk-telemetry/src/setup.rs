@@ -183,6 +183,15 @@ impl Telemetry {
         SdkMetrics::new(&self.meter("sdk"), self.config.tenant_cap)
     }
 
+    /// The GenAI instruments (`gen_ai.client.*`, `sdk.llm.cost`) on the meter `sdk`,
+    /// with their own tenant limiter. Make one set and clone it.
+    pub fn genai_metrics(&self) -> crate::genai::GenAiMetrics {
+        crate::genai::GenAiMetrics::new(
+            &self.meter("sdk"),
+            Arc::new(crate::TenantLimiter::new(self.config.tenant_cap)),
+        )
+    }
+
     /// Where the Prometheus endpoint listens, when one was configured.
     #[cfg(feature = "prometheus")]
     pub fn prometheus_address(&self) -> Option<std::net::SocketAddr> {
