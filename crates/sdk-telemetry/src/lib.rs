@@ -2,6 +2,7 @@
 
 mod config;
 mod context;
+pub mod genai;
 mod instrument;
 mod logfmt;
 mod metrics;

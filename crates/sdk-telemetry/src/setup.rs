@@ -209,6 +209,15 @@ impl Telemetry {
         Arc::clone(&self.tenants)
     }
 
+    /// The GenAI instruments (`gen_ai.client.*`, `sdk.llm.cost`) on the meter `sdk`,
+    /// with their own tenant limiter. Make one set and clone it.
+    pub fn genai_metrics(&self) -> crate::genai::GenAiMetrics {
+        crate::genai::GenAiMetrics::new(
+            &self.meter("sdk"),
+            Arc::clone(&self.tenants),
+        )
+    }
+
     /// Where the Prometheus endpoint listens, when one was configured.
     #[cfg(feature = "prometheus")]
     pub fn prometheus_address(&self) -> Option<std::net::SocketAddr> {
