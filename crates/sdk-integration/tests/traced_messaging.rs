@@ -131,3 +131,102 @@ async fn one_trace_runs_from_the_caller_through_the_service() {
     );
     assert!(request.attributes.contains_key("messaging.message.id"));
 }
+
+/// Codec spans can be turned off on hot paths; the codec metrics stay. A wildcard
+/// service names its spans after its pattern, whatever tokens a sender invents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codec_spans_switch_off_and_wildcard_services_keep_a_fixed_span_name() {
+    let server = NatsServer::start();
+    let collector = Collector::start();
+    let otel = Telemetry::init(
+        TelemetryConfig::builder("codec-test")
+            .otlp(&collector.grpc_endpoint(), Protocol::Grpc)
+            .exporters(Exporter::Otlp, Exporter::Otlp, Exporter::None)
+            .metric_interval(Duration::from_millis(200))
+            .install_global(false)
+            .log_format(LogFormat::Off)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
+        .await
+        .unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    let m = Messenger::new(bus, codec, EventSource::new(&acme, "tools", "t-1").unwrap())
+        .with_telemetry(&otel);
+    let service = m
+        .serve(
+            &SubjectPattern::new("sdk.*.tools.>").unwrap(),
+            ServeOptions::new(),
+            |task: AgentTask, _cx| async move {
+                Ok(TaskResult {
+                    task_id: task.task_id,
+                    ..Default::default()
+                })
+            },
+        )
+        .await
+        .unwrap();
+    let task = |id: &str| AgentTask {
+        task_id: id.into(),
+        agent_id: "x".into(),
+        task_type: "y".into(),
+        ..Default::default()
+    };
+    for invented in ["aaa", "bbb", "ccc"] {
+        let subject = acme.scope().component("tools", invented).unwrap();
+        let _: TaskResult = m
+            .request(&subject, "sdk.tool", &task(invented))
+            .await
+            .unwrap();
+    }
+    otel.messaging().set_codec_spans(false);
+    let subject = acme.scope().component("tools", "ddd").unwrap();
+    let _: TaskResult = m
+        .request(&subject, "sdk.tool", &task("quiet"))
+        .await
+        .unwrap();
+    service.abort();
+    otel.shutdown(Duration::from_secs(10)).unwrap();
+
+    let process = collector.wait_for(Duration::from_secs(15), "four process spans", |r| {
+        let p = r.spans_named("process sdk.{tenant}.tools.{rest}");
+        (p.len() == 4).then_some(p.len())
+    });
+    assert_eq!(process, 4);
+    let received = collector.received();
+    assert!(
+        received
+            .spans
+            .iter()
+            .filter(|s| s.kind == "SPAN_KIND_CONSUMER")
+            .all(|s| !s.name.contains("aaa") && !s.name.contains("ddd")),
+        "no token a sender invents names a service's span"
+    );
+    // Codec spans: one encode and one decode per side for the three first requests
+    // (request and reply), none for the last.
+    let encodes = received.spans_named("encode urn:sdk:schema:sdk.v1.AgentTask:v1");
+    assert_eq!(encodes.len(), 3, "codec spans stop when switched off");
+    assert_eq!(encodes[0].attributes["sdk.codec.format"], "json");
+    let size = collector.wait_for(Duration::from_secs(15), "the codec size metric", |r| {
+        r.last_metric("sdk.codec.size").cloned()
+    });
+    let decode_points = size
+        .points
+        .iter()
+        .filter(|p| p.attributes.get("sdk.codec.operation").map(String::as_str) == Some("decode"))
+        .count();
+    assert!(
+        decode_points >= 1,
+        "decodes are measured: {:?}",
+        size.points
+    );
+    assert!(
+        size.points
+            .iter()
+            .all(|p| p.attributes.contains_key("sdk.codec.schema")),
+        "every point names its schema"
+    );
+}

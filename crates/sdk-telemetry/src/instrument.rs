@@ -136,10 +136,16 @@ impl MessagingInstruments {
         meter: &Meter,
         metrics: Arc<MessagingMetrics>,
         propagator: Arc<Propagator>,
+        metrics_on: bool,
     ) -> MessagingInstruments {
         let transports = Arc::new(TransportSources::default());
-        let observers = TransportCounters::default()
-            .named()
+        // Observable instruments on a provider without a reader only produce errors.
+        let names = if metrics_on {
+            TransportCounters::default().named().to_vec()
+        } else {
+            Vec::new()
+        };
+        let observers = names
             .iter()
             .enumerate()
             .map(|(i, (name, _))| {

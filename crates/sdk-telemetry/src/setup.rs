@@ -189,8 +189,21 @@ impl Telemetry {
                 &meter,
                 metrics,
                 Arc::clone(&self.propagator),
+                self.metrics_exported(),
             ))
         }))
+    }
+
+    /// Whether any metric reader is configured (OTLP, console or Prometheus).
+    fn metrics_exported(&self) -> bool {
+        if self.config.disabled {
+            return false;
+        }
+        #[cfg(feature = "prometheus")]
+        if self.config.prometheus.is_some() {
+            return true;
+        }
+        self.config.metrics != Exporter::None
     }
 
     /// The messaging metrics of the wire contract (`docs/wire-contract.md` §5), shared
@@ -212,10 +225,7 @@ impl Telemetry {
     /// The GenAI instruments (`gen_ai.client.*`, `sdk.llm.cost`) on the meter `sdk`,
     /// with their own tenant limiter. Make one set and clone it.
     pub fn genai_metrics(&self) -> crate::genai::GenAiMetrics {
-        crate::genai::GenAiMetrics::new(
-            &self.meter("sdk"),
-            Arc::clone(&self.tenants),
-        )
+        crate::genai::GenAiMetrics::new(&self.meter("sdk"), Arc::clone(&self.tenants))
     }
 
     /// Where the Prometheus endpoint listens, when one was configured.
