@@ -201,7 +201,7 @@ async fn a_durable_task_and_its_redelivery_are_one_trace_with_settle_outcomes() 
             .iter()
             .filter_map(|p| p.attributes.get("sdk.messaging.outcome").cloned())
             .collect();
-        (outcomes.len() == 3).then(|| outcomes)
+        (outcomes.len() == 3).then_some(outcomes)
     });
     assert_eq!(
         settled.into_iter().collect::<Vec<_>>(),
