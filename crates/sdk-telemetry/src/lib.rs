@@ -14,7 +14,7 @@ pub mod semconv;
 mod setup;
 
 pub use config::{
-    ConfigError, Exporter, LogFormat, OtlpHeaders, Protocol, Sampling, TelemetryConfig,
+    ConfigError, Exporter, LogFormat, OtlpHeaders, Protocol, Sampling, Signal, TelemetryConfig,
     TelemetryConfigBuilder, resource_keys,
 };
 pub use context::spawn_in_context;

@@ -13,7 +13,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
 };
 
-use crate::config::{Exporter, Protocol, TelemetryConfig};
+use crate::config::{Exporter, OtlpTarget, Protocol, Signal, TelemetryConfig};
 use crate::instrument::MessagingInstruments;
 use crate::metrics::{MessagingMetrics, SdkMetrics, TenantLimiter};
 use crate::propagation::Propagator;
@@ -87,8 +87,9 @@ impl Telemetry {
             )
             .build();
         let needs_grpc = !config.disabled
-            && config.protocol == Protocol::Grpc
-            && [config.traces, config.metrics, config.logs].contains(&Exporter::Otlp);
+            && Signal::ALL.into_iter().any(|s| {
+                config.exporter_of(s) == Exporter::Otlp && config.protocol_of(s) == Protocol::Grpc
+            });
         let io_runtime = if needs_grpc {
             Some(
                 tokio::runtime::Builder::new_multi_thread()
@@ -264,7 +265,9 @@ impl Telemetry {
         use tracing_subscriber::Layer as _;
         use tracing_subscriber::layer::SubscriberExt as _;
         let filter = tracing_subscriber::EnvFilter::try_new(&self.config.log_filter)
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            .unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(TelemetryConfig::DEFAULT_LOG_FILTER)
+            });
         let otel = tracing_opentelemetry::layer().with_tracer(self.tracer("tracing"));
         let logs = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
             &self.logger_provider,
@@ -431,14 +434,6 @@ fn build_providers(c: &TelemetryConfig, resource: Resource) -> Result<Providers,
     Ok((traces.build(), metrics.build(), logs.build(), registry))
 }
 
-fn endpoint(c: &TelemetryConfig, path: &str) -> String {
-    let base = c.endpoint.clone().unwrap_or_default();
-    match c.protocol {
-        Protocol::Grpc => base,
-        Protocol::HttpProtobuf => format!("{base}{path}"),
-    }
-}
-
 /// An exporter's build error, with the configuration's secrets taken out (the
 /// exporter quotes the endpoint, user info and all).
 fn exporter_error<'a>(
@@ -451,9 +446,9 @@ fn exporter_error<'a>(
     }
 }
 
-fn metadata(c: &TelemetryConfig) -> tonic::metadata::MetadataMap {
+fn metadata(headers: &crate::OtlpHeaders) -> tonic::metadata::MetadataMap {
     let mut map = tonic::metadata::MetadataMap::new();
-    for (k, v) in &c.headers.0 {
+    for (k, v) in &headers.0 {
         if let (Ok(key), Ok(value)) = (
             tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()),
             tonic::metadata::MetadataValue::try_from(v.as_str()),
@@ -468,60 +463,70 @@ fn metadata(c: &TelemetryConfig) -> tonic::metadata::MetadataMap {
 /// and ours are decoded already (from `OTEL_EXPORTER_OTLP_HEADERS`) or were never
 /// encoded (`otlp_header`): escaping `%` makes its decoding a no-op, so a token with
 /// `%41` in it is sent as written.
-fn http_headers(c: &TelemetryConfig) -> std::collections::HashMap<String, String> {
-    c.headers
+fn http_headers(headers: &crate::OtlpHeaders) -> std::collections::HashMap<String, String> {
+    headers
         .0
         .iter()
         .map(|(k, v)| (k.clone(), v.replace('%', "%25")))
         .collect()
 }
 
+/// The signal's resolved OTLP settings; `build` guarantees them for a signal whose
+/// exporter is OTLP.
+fn target(c: &TelemetryConfig, signal: Signal) -> Result<OtlpTarget<'_>, TelemetryError> {
+    c.otlp_target(signal)
+        .ok_or_else(|| TelemetryError::Exporter {
+            signal: signal.name(),
+            reason: "no OTLP endpoint is set".into(),
+        })
+}
+
+// Every setting is passed explicitly, so what the exporter reads from the process
+// environment on its own cannot contradict the configuration: `with_endpoint`,
+// `with_protocol` and `with_timeout` override its own reading of the
+// `OTEL_EXPORTER_OTLP_*` variables. Two things it still reads, on top, and
+// docs/otel.md says so: the `..._HEADERS` variables (added over ours, the same name
+// replaced; identical when the configuration came from `from_env`), and
+// `..._COMPRESSION` when ours says none (there is no way to pass "none").
 macro_rules! otlp_builder {
-    ($name:ident, $exporter:ty, $signal:literal, $path:literal) => {
+    ($name:ident, $exporter:ty, $signal:expr) => {
         fn $name(c: &TelemetryConfig) -> Result<$exporter, TelemetryError> {
-            match c.protocol {
+            let t = target(c, $signal)?;
+            let signal = $signal.name();
+            match t.protocol {
                 Protocol::Grpc => {
                     let mut b = <$exporter>::builder()
                         .with_tonic()
-                        .with_endpoint(endpoint(c, $path))
-                        .with_timeout(c.timeout)
-                        .with_metadata(metadata(c));
-                    if c.gzip {
+                        .with_endpoint(t.endpoint.clone())
+                        .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+                        .with_timeout(t.timeout)
+                        .with_metadata(metadata(t.headers));
+                    if t.gzip {
                         b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
                     }
-                    b.build().map_err(exporter_error($signal, c))
+                    b.build().map_err(exporter_error(signal, c))
                 }
                 Protocol::HttpProtobuf => {
                     let mut b = <$exporter>::builder()
                         .with_http()
-                        .with_endpoint(endpoint(c, $path))
-                        .with_timeout(c.timeout)
-                        .with_headers(http_headers(c));
-                    if c.gzip {
+                        .with_endpoint(t.endpoint.clone())
+                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                        .with_timeout(t.timeout)
+                        .with_headers(http_headers(t.headers));
+                    if t.gzip {
                         b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
                     }
-                    b.build().map_err(exporter_error($signal, c))
+                    b.build().map_err(exporter_error(signal, c))
                 }
             }
         }
     };
 }
 
-otlp_builder!(
-    otlp_spans,
-    opentelemetry_otlp::SpanExporter,
-    "traces",
-    "/v1/traces"
-);
+otlp_builder!(otlp_spans, opentelemetry_otlp::SpanExporter, Signal::Traces);
 otlp_builder!(
     otlp_metrics,
     opentelemetry_otlp::MetricExporter,
-    "metrics",
-    "/v1/metrics"
+    Signal::Metrics
 );
-otlp_builder!(
-    otlp_logs,
-    opentelemetry_otlp::LogExporter,
-    "logs",
-    "/v1/logs"
-);
+otlp_builder!(otlp_logs, opentelemetry_otlp::LogExporter, Signal::Logs);
