@@ -4,6 +4,8 @@ pub use sdk_bus;
 pub use sdk_codec;
 pub use sdk_telemetry;
 
+#[cfg(doctest)]
+mod doc_tests;
 mod traced;
 
 pub use traced::{Extract, Inject};
