@@ -1,5 +1,7 @@
-//! The guides in `docs/` as doctests: every `rust` block in them compiles, and runs
-//! unless it is marked `no_run` (it needs a live server) or `ignore`.
+//! The pages of `docs/` as doctests: every `rust` block in them compiles, and runs
+//! unless it is marked `no_run` because it needs a live server or collector. Blocks in
+//! other languages are fenced with their language (`text`, `sh`, `conf`, `python`), so
+//! rustdoc leaves them alone.
 
 #[doc = include_str!("../../../docs/nats.md")]
 pub struct NatsGuide;
@@ -27,3 +29,21 @@ pub struct Benchmarks;
 
 #[doc = include_str!("../../../docs/README.md")]
 pub struct DocsIndex;
+
+#[doc = include_str!("../../../docs/decisions/nats.md")]
+pub struct NatsDecisions;
+
+#[doc = include_str!("../../../docs/decisions/jetstream.md")]
+pub struct JetStreamDecisions;
+
+#[doc = include_str!("../../../docs/decisions/codec.md")]
+pub struct CodecDecisions;
+
+#[doc = include_str!("../../../docs/decisions/otel.md")]
+pub struct OtelDecisions;
+
+#[doc = include_str!("../../../docs/decisions/0001-workspace-layout.md")]
+pub struct WorkspaceLayoutDecision;
+
+#[doc = include_str!("../../../docs/decisions/0002-real-servers-in-tests.md")]
+pub struct RealServersDecision;
