@@ -7,6 +7,8 @@ pub use sdk_telemetry;
 mod context;
 mod core;
 mod describe;
+#[cfg(doctest)]
+mod doc_tests;
 mod durable;
 mod messenger;
 mod subscribe;
