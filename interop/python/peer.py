@@ -402,7 +402,8 @@ async def jetstream(types, args):
         event.event_id = "e-%s" % fmt
         payload = types.encode(event, content_type)
         headers = sdkwire.ce_headers(source, "sdk.interop.sample", TENANT, content_type, schema)
-        headers["Nats-Msg-Id"] = headers["ce-id"]
+        # De-duplication ids are scoped by tenant: <tenant>:<ce-id>.
+        headers["Nats-Msg-Id"] = TENANT + ":" + headers["ce-id"]
         ack = await js.publish(subject, payload, headers=dict(headers))
         expect(ack.stream == stream, "%s was stored in %r, expected %s" % (event.event_id, ack.stream, stream))
         expect(not ack.duplicate, "%s was taken for a duplicate" % event.event_id)
@@ -416,7 +417,7 @@ async def jetstream(types, args):
     poison_subject = "sdk.%s.events.interop.poison" % TENANT
     poison = b'{"eventId": "e-poison", "eventType": '
     poison_headers = sdkwire.ce_headers(source, "sdk.interop.poison", TENANT, JSON, schema)
-    poison_headers["Nats-Msg-Id"] = poison_headers["ce-id"]
+    poison_headers["Nats-Msg-Id"] = TENANT + ":" + poison_headers["ce-id"]
     await js.publish(poison_subject, poison, headers=dict(poison_headers))
 
     dlq_subject = "sdk.%s.dlq.events.interop.poison" % TENANT

@@ -224,7 +224,8 @@ impl Delivery {
         match &self.reply {
             Some(reply) => {
                 let headers = settle::error_headers(code, message, Some(&self.envelope));
-                settle::send_reply(&self.bus, &self.subject, reply, headers, Bytes::new()).await
+                let body = Bytes::from(settle::one_line(message));
+                settle::send_reply(&self.bus, &self.subject, reply, headers, body).await
             }
             None => Ok(()),
         }

@@ -21,7 +21,7 @@ fn server() -> NatsServer {
         .user(NatsUser::password(
             "rag",
             "rag-pw",
-            Some(Permissions::shared_service(&["sdk.*.rag.query"])),
+            Some(Permissions::shared_service("rag", &["sdk.*.rag.query"])),
         ))
         .start()
 }
@@ -123,7 +123,8 @@ async fn a_request_into_another_tenant_fails_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_reply_works_under_tenant_permissions_with_and_without_an_inbox_setting() {
     let server = server();
-    let rag = connect(&server, "rag", false).await;
+    // The shared service uses its own inbox for readiness probes (`_INBOX.rag.>`).
+    let rag = connect(&server, "rag", true).await;
     let service = rag
         .serve(
             &SubjectPattern::all_tenants("rag", "query").unwrap(),
@@ -163,5 +164,8 @@ async fn request_reply_works_under_tenant_permissions_with_and_without_an_inbox_
         .await
         .unwrap();
     assert_eq!(reply.payload().as_ref(), b"results for alpha");
-    service.abort();
+    // The service's own probes stayed inside its permissions, through the drain too.
+    rag.drain().await.unwrap();
+    assert_eq!(rag.stats().permission_violations, 0);
+    service.wait().await.unwrap();
 }

@@ -99,7 +99,7 @@ async fn a_shared_service_cannot_be_used_to_answer_into_another_tenant() {
         .user(NatsUser::password(
             "rag",
             "rag-pw",
-            Some(Permissions::shared_service(&["sdk.*.rag.query"])),
+            Some(Permissions::shared_service("rag", &["sdk.*.rag.query"])),
         ))
         .start();
     let beta = raw(&server, "beta").await;
@@ -114,6 +114,7 @@ async fn a_shared_service_cannot_be_used_to_answer_into_another_tenant() {
                 user: "rag".into(),
                 password: Secret::new("rag-pw"),
             })
+            .inbox_tenant(&tenant("rag"))
             .build()
             .unwrap(),
     )

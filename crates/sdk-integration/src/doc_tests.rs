@@ -47,3 +47,6 @@ pub struct WorkspaceLayoutDecision;
 
 #[doc = include_str!("../../../docs/decisions/0002-real-servers-in-tests.md")]
 pub struct RealServersDecision;
+
+#[doc = include_str!("../../../docs/integration.md")]
+pub struct IntegrationGuide;

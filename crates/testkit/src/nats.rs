@@ -48,12 +48,15 @@ impl Permissions {
     }
 
     /// The shared-service template of docs/nats.md: subscribe to `subjects` (for
-    /// example `sdk.*.rag.query`), publish only into tenant inboxes `_INBOX.*.>`, and
-    /// no `allow_responses`.
-    pub fn shared_service(subjects: &[&str]) -> Permissions {
+    /// example `sdk.*.rag.query`) and to its own inbox `_INBOX.<name>.>` (the service
+    /// sets `inbox_tenant(<name>)`, so its readiness probes have somewhere to go),
+    /// publish only into inboxes `_INBOX.*.>`, and no `allow_responses`.
+    pub fn shared_service(name: &str, subjects: &[&str]) -> Permissions {
+        let mut subscribe: Vec<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
+        subscribe.push(format!("_INBOX.{name}.>"));
         Permissions {
             publish: vec!["_INBOX.*.>".to_owned()],
-            subscribe: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            subscribe,
             allow_responses: false,
         }
     }

@@ -139,7 +139,7 @@ pub enum BusError {
     },
     /// No JetStream stream captures the subject: the message was not stored.
     #[error(
-        "no JetStream stream captures {subject}: create one with JetStream::ensure_stream (e.g. StreamSpec::events()) before publishing"
+        "no JetStream stream captures {subject}: create one with JetStream::ensure_stream (StreamSpec::events(), workflows() or dead_letters(), or your own) before publishing"
     )]
     NoStream {
         /// The subject.

@@ -273,7 +273,7 @@ pub enum JetStreamPublishError {
     },
     /// No stream captures the subject: retrying will not help until one does.
     #[error(
-        "no JetStream stream captures {subject}: create one with JetStream::ensure_stream (e.g. StreamSpec::events()) before publishing"
+        "no JetStream stream captures {subject}: create one with JetStream::ensure_stream (StreamSpec::events(), workflows() or dead_letters(), or your own) before publishing"
     )]
     NoStream {
         /// The subject.

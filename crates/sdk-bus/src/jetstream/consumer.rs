@@ -341,7 +341,7 @@ where
     let outcome = if delivered > max {
         // The handler had its `max_deliver` attempts; an earlier dead letter failed.
         Outcome::Retry(format!(
-            "still failing after {max} deliveries; an earlier dead letter could not be stored"
+            "delivered {delivered} times, past max_deliver ({max}): an earlier attempt was not settled (its dead letter failed, or the process stopped)"
         ))
     } else {
         match inspect(msg.subject.as_str(), headers, msg.payload.clone()) {

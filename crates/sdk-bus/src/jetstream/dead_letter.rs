@@ -47,13 +47,18 @@ impl DeadLetterTarget {
         {
             return Ok(found);
         }
-        let found =
-            js.context
-                .stream_by_subject(subject)
-                .await
-                .map_err(|_| BusError::NoStream {
-                    subject: subject.to_owned(),
-                })?;
+        let found = js
+            .context
+            .stream_by_subject(subject)
+            .await
+            .map_err(|e| match e.kind() {
+                async_nats::jetstream::context::GetStreamByNameErrorKind::NotFound => {
+                    BusError::NoStream {
+                        subject: subject.to_owned(),
+                    }
+                }
+                _ => js_error("find the dead-letter stream", e),
+            })?;
         if let Ok(mut m) = self.by_tenant.lock() {
             m.insert(tenant.to_owned(), found.clone());
         }
