@@ -476,7 +476,10 @@ impl Bus {
         ActivityGuard(Arc::clone(&self.inner.activity))
     }
 
-    pub(crate) fn nats_client(&self) -> Option<&async_nats::Client> {
+    /// The async-nats client underneath, for what the bus does not wrap (service
+    /// discovery through `$SRV`, stream state); `None` on the in-process transport.
+    /// Whatever goes through it skips the bus's checks, counters and tenant rules.
+    pub fn nats_client(&self) -> Option<&async_nats::Client> {
         self.inner.transport.nats_client()
     }
 }

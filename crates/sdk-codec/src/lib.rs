@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod codec;
+pub mod compat;
 mod error;
 mod format;
 mod json;
