@@ -458,6 +458,43 @@ async def jetstream(types, args):
     }
 
 
+async def micro(types, args):
+    """Discovers a Rust service with the NATS micro protocol, parsed by nats-py's own
+    micro types, and checks its stats after a few requests."""
+    from nats.micro.service import ServiceInfo, ServicePing, ServiceStats
+
+    nc = await connect(args.nats)
+    name = args.name
+    ping = ServicePing.from_dict(json.loads((await nc.request("$SRV.PING." + name, b"", timeout=TIMEOUT)).data))
+    expect(ping.name == name and ping.version == "1.0.0", "ping: %r" % ping)
+    expect(ping.metadata.get("sdk.tenant") == TENANT, "ping metadata: %r" % ping.metadata)
+    by_id = "$SRV.INFO.%s.%s" % (name, ping.id)
+    info = ServiceInfo.from_dict(json.loads((await nc.request(by_id, b"", timeout=TIMEOUT)).data))
+    expect(info.id == ping.id, "info id %r" % info.id)
+    expect(info.description == "echoes for interop", "info description %r" % info.description)
+    expect([e.subject for e in info.endpoints] == [args.subject], "info endpoints %r" % info.endpoints)
+    # Two good requests and one that cannot be decoded.
+    source = "/%s/python/peer-1" % TENANT
+    for body in (b'{"taskId": "t-1", "agentId": "a", "taskType": "echo"}',) * 2:
+        headers = sdkwire.ce_headers(source, "sdk.interop.request", TENANT, JSON)
+        await nc.request(args.subject, body, timeout=TIMEOUT, headers=headers)
+    headers = sdkwire.ce_headers(source, "sdk.interop.request", TENANT, JSON)
+    await nc.request(args.subject, b"not json", timeout=TIMEOUT, headers=headers)
+    stats = ServiceStats.from_dict(json.loads((await nc.request("$SRV.STATS." + name, b"", timeout=TIMEOUT)).data))
+    endpoint = stats.endpoints[0]
+    await nc.close()
+    return {
+        "ping": {"name": ping.name, "id": ping.id, "version": ping.version},
+        "endpoints": [e.subject for e in info.endpoints],
+        "stats": {
+            "requests": endpoint.num_requests,
+            "errors": endpoint.num_errors,
+            "last_error": endpoint.last_error,
+            "processing_time": endpoint.processing_time,
+        },
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--descriptors", required=True, help="a serialized FileDescriptorSet of proto/sdk/v1")
@@ -472,6 +509,10 @@ def main():
     c.add_argument("--nats", required=True)
     c = sub.add_parser("jetstream")
     c.add_argument("--nats", required=True)
+    c = sub.add_parser("micro")
+    c.add_argument("--nats", required=True)
+    c.add_argument("--name", required=True)
+    c.add_argument("--subject", required=True)
     args = parser.parse_args()
     try:
         versions = check_versions()
@@ -479,7 +520,9 @@ def main():
         if args.command == "corpus":
             summary = corpus(types, args)
         else:
-            run = {"client": client, "responder": responder, "jetstream": jetstream}[args.command]
+            run = {"client": client, "responder": responder, "jetstream": jetstream, "micro": micro}[
+                args.command
+            ]
             summary = asyncio.run(run(types, args))
     except Mismatch as e:
         print("interop mismatch: %s" % e, file=sys.stderr)

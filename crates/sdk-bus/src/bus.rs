@@ -280,6 +280,18 @@ impl Bus {
         ))
     }
 
+    /// A subscription to any subject (the `$SRV` verbs), without the SDK's checks.
+    pub(crate) async fn raw_subscribe(
+        &self,
+        subject: &str,
+    ) -> Result<crate::transport::RawSubscription, SubscribeError> {
+        let probe = self.probe_inbox(None);
+        self.inner
+            .transport
+            .subscribe(subject, None, &self.inner.config, &probe)
+            .await
+    }
+
     /// The inbox prefix a probe may use: the configured inbox tenant's, else the
     /// pattern's tenant's.
     fn probe_inbox(&self, tenant: Option<&TenantId>) -> String {

@@ -155,6 +155,9 @@ pub struct ServeOptions {
     pub timeout: Option<Duration>,
     /// Requests waiting for a handler before new ones are answered 503.
     pub max_pending: usize,
+    /// How the service presents itself to NATS micro tooling (`$SRV` discovery);
+    /// `None` for a service nobody discovers.
+    pub service: Option<crate::MicroService>,
 }
 
 impl Default for ServeOptions {
@@ -164,6 +167,7 @@ impl Default for ServeOptions {
             concurrency: 16,
             timeout: Some(Duration::from_secs(30)),
             max_pending: 256,
+            service: None,
         }
     }
 }
@@ -198,6 +202,12 @@ impl ServeOptions {
         self.max_pending = requests;
         self
     }
+    /// Make the service discoverable with the NATS micro protocol (`$SRV.PING`,
+    /// `$SRV.INFO`, `$SRV.STATS`).
+    pub fn service(mut self, service: crate::MicroService) -> Self {
+        self.service = Some(service);
+        self
+    }
 }
 
 /// A running service; [`Service::wait`] returns once it has stopped (after a drain)
@@ -205,6 +215,7 @@ impl ServeOptions {
 #[derive(Debug)]
 pub struct Service {
     task: tokio::task::JoinHandle<Result<(), SubscribeError>>,
+    verbs: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Service {
@@ -214,12 +225,19 @@ impl Service {
     /// [`SubscribeError::PermissionDenied`] when the server refused its subscription;
     /// [`SubscribeError::Closed`] when the service was aborted.
     pub async fn wait(self) -> Result<(), SubscribeError> {
-        self.task.await.unwrap_or(Err(SubscribeError::Closed))
+        let ended = self.task.await.unwrap_or(Err(SubscribeError::Closed));
+        if let Some(v) = &self.verbs {
+            v.abort();
+        }
+        ended
     }
 
     /// Stops at once: no new messages, running handlers are cancelled.
     pub fn abort(&self) {
         self.task.abort();
+        if let Some(v) = &self.verbs {
+            v.abort();
+        }
     }
 }
 
@@ -242,10 +260,23 @@ impl Bus {
         F: Fn(Delivery) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Envelope, ServiceFailure>> + Send + 'static,
     {
+        let registration = match options.service.clone() {
+            Some(service) => Some(Arc::new(crate::micro::Registration::new(
+                service,
+                pattern,
+                options.group.as_deref(),
+            )?)),
+            None => None,
+        };
         let mut sub = match &options.group {
             Some(g) => self.queue_subscribe(pattern, g).await?,
             None => self.subscribe(pattern).await?,
         };
+        let verbs = match &registration {
+            Some(r) => Some(crate::micro::answer_verbs(self, Arc::clone(r)).await?),
+            None => None,
+        };
+        let stats = registration.as_ref().map(|r| Arc::clone(&r.stats));
         let active = self.activity();
         let handler = Arc::new(handler);
         let task = tokio::spawn(async move {
@@ -264,11 +295,12 @@ impl Bus {
                     }
                 };
                 let handler = Arc::clone(&handler);
+                let stats = stats.clone();
                 if delivery.reply_subject().is_none() {
                     // An event: nobody waits for an answer, so wait for a handler
                     // (backpressure) rather than refuse it.
                     let slot = pool.slot().await;
-                    pool.spawn(slot, handle(handler, delivery, options.timeout));
+                    pool.spawn(slot, handle(handler, delivery, options.timeout, stats));
                     continue;
                 }
                 let Ok(ticket) = Arc::clone(&admitted).try_acquire_owned() else {
@@ -281,7 +313,7 @@ impl Bus {
                 };
                 if let Some(slot) = pool.try_slot() {
                     pool.spawn(Some(slot), async move {
-                        handle(handler, delivery, options.timeout).await;
+                        handle(handler, delivery, options.timeout, stats).await;
                         drop(ticket);
                     });
                     continue;
@@ -296,7 +328,7 @@ impl Bus {
                     };
                     match slot {
                         Some(slot) => {
-                            handle(handler, delivery, options.timeout).await;
+                            handle(handler, delivery, options.timeout, stats).await;
                             drop(slot);
                         }
                         None => {
@@ -312,7 +344,7 @@ impl Bus {
             pool.finish().await;
             ended
         });
-        Ok(Service { task })
+        Ok(Service { task, verbs })
     }
 }
 
@@ -333,12 +365,17 @@ async fn unavailable(delivery: &Delivery, why: &str) {
 }
 
 /// Runs the handler on one delivery and settles the outcome.
-async fn handle<F, Fut>(handler: Arc<F>, delivery: Delivery, timeout: Option<Duration>)
-where
+async fn handle<F, Fut>(
+    handler: Arc<F>,
+    delivery: Delivery,
+    timeout: Option<Duration>,
+    stats: Option<Arc<crate::micro::EndpointStats>>,
+) where
     F: Fn(Delivery) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Envelope, ServiceFailure>> + Send + 'static,
 {
     let kept = delivery.settle_handle();
+    let started = std::time::Instant::now();
     let outcome = match guarded(handler(delivery), timeout).await {
         Ok(outcome) => outcome,
         Err(Stopped::Panicked) => Err(ServiceFailure::new(
@@ -357,6 +394,14 @@ where
             ))
         }
     };
+    if let Some(stats) = &stats {
+        // `code:text`, as micro clients parse `last_error`.
+        let error = outcome
+            .as_ref()
+            .err()
+            .map(|f| format!("{}:{}", f.code.as_u16(), f.message));
+        stats.record(started.elapsed(), error.as_deref());
+    }
     settle::settle_core(
         kept.bus(),
         &kept.subject,

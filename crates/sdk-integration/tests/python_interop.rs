@@ -876,3 +876,52 @@ fn every_sdk_v1_type_in_every_format_crosses_both_ways() {
     }
     assert_eq!(seen.len(), 24, "{seen:?}");
 }
+
+// ---- 6 ---------------------------------------------------------------------------------------
+
+/// A client we did not write, nats-py's `micro` module, discovers a Rust service and
+/// reads its stats: requests, errors and the last error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_discovers_a_rust_service_with_the_micro_protocol() {
+    let python = Arc::new(Python::new());
+    let server = NatsServer::start();
+    let acme = TenantId::new("acme").unwrap();
+    let messenger = Messenger::new(
+        connect(&server).await,
+        Codec::builder().format(Format::Json).build().unwrap(),
+        EventSource::new(&acme, "interop", "rust-micro").unwrap(),
+    );
+    let subject = "sdk.acme.interop.micro";
+    let service = messenger
+        .serve(
+            &SubjectPattern::new(subject).unwrap(),
+            ServeOptions::new().service(
+                sdk_integration::sdk_bus::MicroService::new("interop-echo", "1.0.0")
+                    .description("echoes for interop"),
+            ),
+            |task: AgentTask, _cx: MessageContext| async move { Ok(task) },
+        )
+        .await
+        .unwrap();
+    let summary = run_peer(
+        Arc::clone(&python),
+        vec![
+            "micro".into(),
+            "--nats".into(),
+            server.url(),
+            "--name".into(),
+            "interop-echo".into(),
+            "--subject".into(),
+            subject.into(),
+        ],
+    )
+    .await;
+    assert_eq!(summary["ping"]["name"], json!("interop-echo"));
+    assert_eq!(summary["endpoints"], json!([subject]));
+    // Two answered, one that could not be decoded (400), which is the last error.
+    assert_eq!(summary["stats"]["requests"], json!(3));
+    assert_eq!(summary["stats"]["errors"], json!(1));
+    let last = summary["stats"]["last_error"].as_str().unwrap();
+    assert!(last.starts_with("400:"), "{last}");
+    service.abort();
+}

@@ -43,8 +43,14 @@ impl Permissions {
     /// publish and subscribe, and no `allow_responses` (a tenant's replies go to its
     /// own inbox, which it may publish to anyway; `allow_responses` would let it answer
     /// into another tenant's subjects).
+    /// `$SRV.>` lets the tenant discover services (NATS micro); a tenant's service
+    /// answers discovery only into that tenant's inbox.
     pub fn tenant(tenant: &str) -> Permissions {
-        Permissions::both(&[&format!("sdk.{tenant}.>"), &format!("_INBOX.{tenant}.>")])
+        Permissions::both(&[
+            &format!("sdk.{tenant}.>"),
+            &format!("_INBOX.{tenant}.>"),
+            "$SRV.>",
+        ])
     }
 
     /// The shared-service template of docs/nats.md: subscribe to `subjects` (for
@@ -54,6 +60,7 @@ impl Permissions {
     pub fn shared_service(name: &str, subjects: &[&str]) -> Permissions {
         let mut subscribe: Vec<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
         subscribe.push(format!("_INBOX.{name}.>"));
+        subscribe.push("$SRV.>".to_owned());
         Permissions {
             publish: vec!["_INBOX.*.>".to_owned()],
             subscribe,

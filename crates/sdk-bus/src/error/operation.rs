@@ -108,6 +108,12 @@ pub enum SubscribeError {
         /// The subject or pattern.
         subject: String,
     },
+    /// The micro-service name or version is not valid.
+    #[error("invalid service: {reason}")]
+    InvalidService {
+        /// What is wrong.
+        reason: String,
+    },
     /// The client could not subscribe.
     #[error("subscribe to {subject} failed")]
     Client {
@@ -127,6 +133,7 @@ impl SubscribeError {
     pub fn kind(&self) -> &'static str {
         match self {
             SubscribeError::InvalidGroup(_) => "invalid_subject",
+            SubscribeError::InvalidService { .. } => "config",
             SubscribeError::PermissionDenied { .. } => "permission_denied",
             SubscribeError::Client { .. } => "subscribe",
             SubscribeError::Closed => "closed",
@@ -138,6 +145,10 @@ impl From<SubscribeError> for BusError {
     fn from(e: SubscribeError) -> BusError {
         match e {
             SubscribeError::InvalidGroup(e) => BusError::Subject(e),
+            SubscribeError::InvalidService { reason } => BusError::Config(crate::ConfigError {
+                field: "service".into(),
+                reason,
+            }),
             SubscribeError::PermissionDenied { subject } => BusError::PermissionDenied {
                 operation: Operation::Subscribe,
                 subject,
