@@ -520,7 +520,7 @@ pub(crate) fn document(server_url: &str) -> Result<Value, CliError> {
             &reply_names,
         ),
         "serveEcho": with_reply(
-            op("receive", "echo", &typed, "The echo service (`sdk serve echo`), registered as micro service sdk-echo when available."),
+            op("receive", "echo", &typed, "The echo service (`sdk serve echo`), discoverable as NATS micro service sdk-echo."),
             "replies",
             &reply_names,
         ),

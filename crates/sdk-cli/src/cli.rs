@@ -244,6 +244,10 @@ pub(crate) struct DiscoverArgs {
     /// Stop as soon as this many services have answered
     #[arg(long, value_name = "N")]
     pub(crate) expect: Option<usize>,
+    /// Ask as this tenant: answers come to `_INBOX.<tenant>.…`, where a tenant's own
+    /// services answer [default: $NATS_INBOX_TENANT]
+    #[arg(long, value_name = "TENANT")]
+    pub(crate) tenant: Option<String>,
     /// Print each answer as one JSON object per line
     #[arg(long)]
     pub(crate) json: bool,
@@ -255,7 +259,8 @@ pub(crate) enum MicroCommand {
     #[command(after_help = "\
 Examples:
   sdk micro ls
-  sdk micro ls sdk-echo --wait 3s")]
+  sdk micro ls sdk-echo --wait 3s
+  sdk micro ls --tenant acme")]
     Ls(DiscoverArgs),
     /// Their descriptions and endpoints ($SRV.INFO).
     #[command(after_help = "\

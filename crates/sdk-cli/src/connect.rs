@@ -108,23 +108,59 @@ pub(crate) fn trace_id(cx: &Context) -> String {
     cx.span().span_context().trace_id().to_string()
 }
 
-/// A message through the server and back on `client`: once it returns, the server has
-/// handled everything sent before it, and what it answered (a permission error, say)
-/// has been read. Gives up after `limit` when the inbox may not be used.
-pub(crate) async fn round_trip(client: &async_nats::Client, inbox_prefix: &str, limit: Duration) {
+/// Confirms with the server that it took what this connection sent so far (a
+/// publish, a subscription): a message through the server and back, whose return
+/// means every earlier answer, a permission refusal included, has been read. Returns
+/// the subject of a refused `operation` on one of `subjects`, as soon as the refusal
+/// arrives. Gives up waiting after `limit` when the probe's inbox may not be used.
+pub(crate) async fn confirm(
+    client: &async_nats::Client,
+    events: &mut tokio::sync::broadcast::Receiver<BusEvent>,
+    inbox_prefix: &str,
+    operation: Operation,
+    subjects: &[&str],
+    limit: Duration,
+) -> Option<String> {
     let probe = format!("{inbox_prefix}.{}", nuid::next());
-    let Ok(mut sub) = client.subscribe(probe.clone()).await else {
-        return;
-    };
-    if client.publish(probe, bytes::Bytes::new()).await.is_ok() && client.flush().await.is_ok() {
-        // A timeout only means the probe did not come back.
-        tokio::time::timeout(limit, sub.next()).await.ok();
+    let mut sub = client.subscribe(probe.clone()).await.ok();
+    if sub.is_some() && client.publish(probe, bytes::Bytes::new()).await.is_ok() {
+        client.flush().await.ok();
     }
-    sub.unsubscribe().await.ok();
-    // Let the connection's event task hand over what it read before the probe.
+    let returned = async {
+        match sub.as_mut() {
+            Some(s) => {
+                s.next().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(returned);
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut returned => break,
+            () = &mut deadline => break,
+            event = events.recv() => match event {
+                Ok(BusEvent::PermissionViolation { operation: op, subject })
+                    if op == operation && subjects.contains(&subject.as_str()) =>
+                {
+                    return Some(subject);
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    if let Some(mut s) = sub {
+        s.unsubscribe().await.ok();
+    }
+    // The connection reads the refusal before the probe, but hands it to the event
+    // task, which may not have run yet: let it.
     for _ in 0..4 {
         tokio::task::yield_now().await;
     }
+    refused(events, operation, subjects)
 }
 
 /// The inbox prefix this connection may use for a probe: `NATS_INBOX_TENANT`'s, else

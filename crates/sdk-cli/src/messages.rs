@@ -16,7 +16,7 @@ use sdk_telemetry::Telemetry;
 use serde_json::json;
 
 use crate::cli::{Global, MessageArgs, PubArgs, ReqArgs, SubArgs};
-use crate::connect::{self, round_trip};
+use crate::connect;
 use crate::error::{self, CliError};
 use crate::out;
 use crate::payload::{self, TypeInfo};
@@ -240,16 +240,18 @@ pub(crate) async fn publish(global: &Global, args: PubArgs) -> Result<(), CliErr
     }
     bus.publish_and_flush(&subject, outgoing.envelope.clone())
         .await?;
-    // A refused publish is only reported by the server, after the fact: a probe
-    // through the server makes sure its answer has been read.
+    // A refused publish is only reported by the server, after the fact.
     let client = connect::client(&bus)?;
-    round_trip(
+    if let Some(refused) = connect::confirm(
         &client,
+        &mut events,
         &connect::probe_prefix(Some(subject.tenant())),
+        Operation::Publish,
+        &[subject.as_str()],
         PROBE_LIMIT,
     )
-    .await;
-    if let Some(refused) = connect::refused(&mut events, Operation::Publish, &[subject.as_str()]) {
+    .await
+    {
         return Err(connect::permission_denied(Operation::Publish, &refused));
     }
     if args.json {
@@ -386,14 +388,17 @@ pub(crate) async fn subscribe(global: &Global, args: SubArgs) -> Result<(), CliE
     let tenant = patterns
         .iter()
         .find_map(|p| p.split('.').nth(1).and_then(|t| TenantId::new(t).ok()));
-    round_trip(
+    let names: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    if let Some(refused) = connect::confirm(
         &client,
+        &mut events,
         &connect::probe_prefix(tenant.as_ref()),
+        Operation::Subscribe,
+        &names,
         PROBE_LIMIT,
     )
-    .await;
-    let names: Vec<&str> = patterns.iter().map(String::as_str).collect();
-    if let Some(refused) = connect::refused(&mut events, Operation::Subscribe, &names) {
+    .await
+    {
         return Err(connect::permission_denied(Operation::Subscribe, &refused));
     }
     out::status(&format!(

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use futures::StreamExt as _;
-use sdk_bus::BusEvent;
+use sdk_bus::{BusEvent, TenantId};
 use serde_json::Value;
 
 use crate::cli::{DiscoverArgs, Global, MicroCommand};
@@ -66,10 +66,22 @@ async fn discover(
                 .hint("names and ids are single tokens without spaces or wildcards"),
         );
     }
+    let tenant = args
+        .tenant
+        .as_deref()
+        .map(|t| {
+            TenantId::new(t).map_err(|e| {
+                CliError::usage(e.to_string()).hint("tenants are 1 to 64 of [a-z0-9_-]")
+            })
+        })
+        .transpose()?;
     let bus = connect::bus(global, None).await?;
     let client = connect::client(&bus)?;
     let mut events = bus.events();
-    let inbox = client.new_inbox();
+    let inbox = match &tenant {
+        Some(t) => format!("{}.{}", t.inbox_prefix(), nuid::next()),
+        None => client.new_inbox(),
+    };
     let mut replies = client.subscribe(inbox.clone()).await.map_err(|e| {
         CliError::new(format!("cannot subscribe to {inbox}: {e}"))
             .hint("the connection to the server was lost; try again")

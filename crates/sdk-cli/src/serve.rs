@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use opentelemetry::trace::TraceContextExt as _;
 use sdk_bus::{
-    Bus, EventSource, Operation, ServeOptions, Service, SubjectPattern, SubscribeError, TenantId,
+    Bus, EventSource, MicroService, Operation, ServeOptions, Service, SubjectPattern,
+    SubscribeError, TenantId,
 };
 use sdk_codec::{Codec, Payload};
 use sdk_integration::{MessageContext, Messenger};
@@ -20,6 +21,9 @@ use crate::connect;
 use crate::error::CliError;
 use crate::out;
 use crate::payload::{self, TypeInfo};
+
+/// The name the echo service is discovered by.
+pub(crate) const SERVICE_NAME: &str = "sdk-echo";
 
 /// What the echo service reports of each request, and when it has answered enough.
 #[derive(Debug)]
@@ -142,7 +146,14 @@ pub(crate) async fn run(global: &Global, args: EchoArgs) -> Result<(), CliError>
             .hint("serve a pattern such as sdk.*.echo.call or sdk.acme.echo.call")
     })?;
     let info = payload::find(&args.type_name, true)?;
-    let mut options = ServeOptions::new();
+    // Discoverable with the NATS micro protocol: `sdk micro ls`, `nats micro ls`.
+    let mut micro = MicroService::new(SERVICE_NAME, env!("CARGO_PKG_VERSION")).description(
+        "sdk serve echo: answers each request with its own data, in its format, in its trace",
+    );
+    if let Some(schema) = &info.schema {
+        micro = micro.metadata("schema", &schema.to_string());
+    }
+    let mut options = ServeOptions::new().service(micro);
     if let Some(group) = &args.group {
         options = options.group(group);
     }
@@ -153,13 +164,15 @@ pub(crate) async fn run(global: &Global, args: EchoArgs) -> Result<(), CliError>
     let service = start(&bus, &telemetry, &pattern, &info, options, Arc::clone(&log)).await?;
     // Ready only once the server has taken the subscription: a refusal arrives first.
     let client = connect::client(&bus)?;
-    connect::round_trip(
+    if let Some(refused) = connect::confirm(
         &client,
+        &mut events,
         &connect::probe_prefix(pattern.tenant()),
+        Operation::Subscribe,
+        &[pattern.as_str()],
         Duration::from_secs(2),
     )
-    .await;
-    if let Some(refused) = connect::refused(&mut events, Operation::Subscribe, &[pattern.as_str()])
+    .await
     {
         service.abort();
         return Err(connect::permission_denied(Operation::Subscribe, &refused));

@@ -148,3 +148,108 @@ async fn micro_lists_describes_and_counts_registered_services() {
         "{line}"
     );
 }
+
+#[test]
+fn serve_echo_is_discoverable_as_sdk_echo() {
+    let server = NatsServer::start();
+    let env = url_env(&server.url());
+    let env = env_refs(&env);
+    let echo = Sdk::start(&["serve", "echo", "--type", "AgentTask"], &env);
+    echo.wait_stderr("serving echo");
+    let task = r#"{"taskId":"t-1","agentId":"researcher","taskType":"find_papers"}"#;
+    for _ in 0..2 {
+        Sdk::run(
+            &["req", "sdk.acme.echo.call", task, "--type", "AgentTask"],
+            &env,
+        )
+        .ok();
+    }
+    let wrong = r#"{"messageId":"m","senderId":"s","receiverId":"r"}"#;
+    Sdk::run(
+        &["req", "sdk.acme.echo.call", wrong, "--type", "AgentMessage"],
+        &env,
+    )
+    .one_line_error(1);
+
+    let ping = Sdk::run(
+        &[
+            "micro", "ls", "sdk-echo", "--expect", "1", "--wait", "30s", "--json",
+        ],
+        &env,
+    )
+    .ok()
+    .json_lines();
+    assert_eq!(ping.len(), 1, "{ping:?}");
+    assert_eq!(ping[0]["name"], "sdk-echo");
+    assert_eq!(ping[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        ping[0]["metadata"]["schema"],
+        "urn:sdk:schema:sdk.v1.AgentTask:v1"
+    );
+    let stats = Sdk::run(
+        &[
+            "micro", "stats", "sdk-echo", "--expect", "1", "--wait", "30s", "--json",
+        ],
+        &env,
+    )
+    .ok()
+    .json_lines();
+    let endpoint = &stats[0]["endpoints"][0];
+    assert_eq!(endpoint["subject"], "sdk.*.echo.call");
+    assert_eq!(endpoint["num_requests"], 3, "{endpoint}");
+    assert_eq!(endpoint["num_errors"], 1, "{endpoint}");
+    assert!(
+        endpoint["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("400:schema mismatch"),
+        "{endpoint}"
+    );
+}
+
+#[test]
+fn a_tenant_discovers_its_own_echo_service() {
+    use sdk_testkit::{NatsUser, Permissions};
+    let server = NatsServer::builder()
+        .user(NatsUser::password(
+            "acme",
+            "acme-pw",
+            Some(Permissions::tenant("acme")),
+        ))
+        .user(NatsUser::password(
+            "beta",
+            "beta-pw",
+            Some(Permissions::tenant("beta")),
+        ))
+        .start();
+    let url = server.url();
+    let as_user = |user: &'static str, password: &'static str| {
+        [
+            ("NATS_URL", url.clone()),
+            ("NATS_USER", user.to_owned()),
+            ("NATS_PASSWORD", password.to_owned()),
+        ]
+    };
+    let acme = as_user("acme", "acme-pw");
+    let acme = env_refs(&acme);
+    let beta = as_user("beta", "beta-pw");
+    let beta = env_refs(&beta);
+    let echo = Sdk::start(&["serve", "echo", "--subject", "sdk.acme.echo.call"], &acme);
+    echo.wait_stderr("serving echo");
+    let found = Sdk::run(
+        &[
+            "micro", "ls", "--tenant", "acme", "--expect", "1", "--wait", "30s", "--json",
+        ],
+        &acme,
+    )
+    .ok()
+    .json_lines();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["name"], "sdk-echo");
+    assert_eq!(found[0]["metadata"]["sdk.tenant"], "acme");
+    // Another tenant asks too, and gets no answer from acme's service.
+    let none = Sdk::run(&["micro", "ls", "--tenant", "beta", "--wait", "1s"], &beta)
+        .ok()
+        .out();
+    assert_eq!(none, "no micro service answered $SRV.PING within 1s");
+}
