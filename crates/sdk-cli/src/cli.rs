@@ -177,6 +177,10 @@ pub(crate) struct SubArgs {
     /// Print one JSON object per line
     #[arg(long)]
     pub(crate) json: bool,
+    /// Leave the headers out of the text (the facts line still shows trace, schema,
+    /// tenant and correlation)
+    #[arg(long)]
+    pub(crate) no_headers: bool,
     /// Stop after this many messages
     #[arg(short = 'n', long, value_name = "N")]
     pub(crate) count: Option<usize>,
@@ -192,6 +196,9 @@ pub(crate) struct ReqArgs {
     /// Print one JSON object instead of text
     #[arg(long)]
     pub(crate) json: bool,
+    /// Leave the headers out of the text
+    #[arg(long)]
+    pub(crate) no_headers: bool,
 }
 
 #[derive(Debug, Subcommand)]

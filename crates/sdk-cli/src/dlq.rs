@@ -211,6 +211,6 @@ fn show(letter: &DeadLetter, json: bool) -> Result<(), CliError> {
             .map_or_else(|| "?".to_owned(), |d| d.to_string()),
         letter.consumer.as_deref().unwrap_or("?"),
     );
-    text.push_str(&shown.to_text());
+    text.push_str(&shown.to_text(true));
     out::line(&text)
 }

@@ -207,7 +207,7 @@ pub(crate) async fn publish(global: &Global, args: PubArgs) -> Result<(), CliErr
             "published to {subject} on the in-process transport: {}",
             outgoing.summary()
         ))?;
-        return out::line(&shown.to_text());
+        return out::line(&shown.to_text(true));
     }
     let mut events = bus.events();
     if args.jetstream {
@@ -318,7 +318,7 @@ pub(crate) async fn request(global: &Global, args: ReqArgs) -> Result<(), CliErr
             if args.json {
                 out::json(&shown.to_json())
             } else {
-                out::line(&shown.to_text())
+                out::line(&shown.to_text(!args.no_headers))
             }
         }
         Err(RequestError::ServiceError { code, message }) => {
@@ -342,6 +342,10 @@ pub(crate) async fn request(global: &Global, args: ReqArgs) -> Result<(), CliErr
 /// A pattern for `sub`: `sdk.…` by the contract's grammar, or a reply inbox.
 fn parse_pattern(text: &str) -> Result<String, CliError> {
     let hint = "watch sdk.<tenant>.… (wildcards * and >), or _INBOX.<tenant>.> for replies";
+    // Everything of the SDK, which no SDK subscription may ask for but a watcher may.
+    if text == "sdk.>" {
+        return Ok(text.to_owned());
+    }
     if text.starts_with("sdk.") {
         return SubjectPattern::new(text)
             .map(|p| p.as_str().to_owned())
@@ -436,7 +440,7 @@ pub(crate) async fn subscribe(global: &Global, args: SubArgs) -> Result<(), CliE
                 if args.json {
                     out::json(&shown.to_json())?;
                 } else {
-                    out::line(&shown.to_text())?;
+                    out::line(&shown.to_text(!args.no_headers))?;
                 }
                 seen += 1;
             }
@@ -478,6 +482,7 @@ mod tests {
     fn patterns_are_checked() {
         assert!(parse_pattern("sdk.acme.>").is_ok());
         assert!(parse_pattern("_INBOX.acme.>").is_ok());
+        assert!(parse_pattern("sdk.>").is_ok());
         for bad in [
             "sdk.>.x",
             "foo.bar",

@@ -388,8 +388,9 @@ impl Shown {
         })
     }
 
-    /// Text for people: a title line, the facts, the flags, the headers, the data.
-    pub(crate) fn to_text(&self) -> String {
+    /// Text for people: a title line, the facts, the flags, the headers (unless
+    /// `with_headers` is false), the data.
+    pub(crate) fn to_text(&self, with_headers: bool) -> String {
         let mut out = String::new();
         if self.is_reply {
             let _ = writeln!(out, "reply to {}", self.subject);
@@ -422,7 +423,7 @@ impl Shown {
         for flag in &self.flags {
             let _ = writeln!(out, "  ! {}: {}", flag.kind.replace('_', " "), flag.message);
         }
-        if !self.headers.is_empty() {
+        if with_headers && !self.headers.is_empty() {
             let _ = writeln!(out, "  headers:");
             for (k, v) in &self.headers {
                 let _ = writeln!(out, "    {k}: {v}");
@@ -546,7 +547,7 @@ mod tests {
             ["tenant_mismatch", "invalid_traceparent", "undecodable"]
         );
         assert!(s.raw.is_some());
-        let text = s.to_text();
+        let text = s.to_text(true);
         assert!(
             text.contains("! tenant mismatch: ce-tenantid \"beta\""),
             "{text}"

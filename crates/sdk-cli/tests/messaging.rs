@@ -554,6 +554,23 @@ fn in_process_pub_and_req_need_no_server() {
     assert_eq!(reply["is_reply"], true);
     assert_eq!(reply["content_type"], "application/msgpack");
     assert_contains(&reply["data"], &task());
+    let text = Sdk::run(
+        &[
+            "--in-process",
+            "req",
+            "sdk.acme.echo.call",
+            TASK,
+            "--type",
+            "AgentTask",
+            "--no-headers",
+        ],
+        &[],
+    )
+    .ok()
+    .out();
+    assert!(text.starts_with("reply to sdk.acme.echo.call\n  schema sdk.v1.AgentTask v1  format application/json  tenant acme  type sdk.reply  trace "), "{text}");
+    assert!(!text.contains("headers:"), "{text}");
+    assert!(text.contains("  data:\n"), "{text}");
     // What needs a server says so.
     for args in [
         vec!["--in-process", "sub", "sdk.acme.>"],
@@ -572,4 +589,29 @@ fn in_process_pub_and_req_need_no_server() {
         let line = Sdk::run(&args, &[]).one_line_error(2);
         assert!(line.contains("--in-process"), "{args:?}: {line}");
     }
+}
+
+#[test]
+fn serve_and_tail_stop_cleanly_on_a_signal() {
+    let server = NatsServer::start();
+    let env = url_env(&server.url());
+    let env = env_refs(&env);
+    let echo = Sdk::start(&["serve", "echo"], &env);
+    echo.wait_stderr("serving echo");
+    let tail = Sdk::start(&["tail", "sdk.>"], &env);
+    tail.wait_stderr("listening on sdk.>");
+    Sdk::run(&["req", "sdk.acme.echo.call", "{\"n\":1}"], &env).ok();
+    // The tail saw the request; the echo answered it.
+    let first = tail.wait_stdout_lines(1).remove(0);
+    assert!(
+        first.starts_with("sdk.acme.echo.call  reply-to _INBOX.acme."),
+        "{first}"
+    );
+    echo.signal("TERM");
+    tail.signal("INT");
+    let echo = echo.finish();
+    assert!(echo.status.success(), "{echo:#?}");
+    assert_eq!(echo.stdout.len(), 1, "{echo:#?}");
+    let tail = tail.finish();
+    assert!(tail.status.success(), "{tail:#?}");
 }

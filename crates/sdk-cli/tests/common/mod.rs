@@ -239,6 +239,16 @@ impl Sdk {
         self.stdout.snapshot()
     }
 
+    /// Sends `signal` (`TERM`, `INT`) to this process, by its id.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Waits for the process to end by itself, and for its output to be read.
     pub fn finish(mut self) -> Finished {
         let deadline = Instant::now() + WAIT;
