@@ -411,6 +411,7 @@ pub(crate) async fn subscribe(global: &Global, args: SubArgs) -> Result<(), CliE
     ));
     let codec = Codec::default();
     let mut seen = 0usize;
+    let mut events_open = true;
     let stop = connect::shutdown();
     tokio::pin!(stop);
     loop {
@@ -444,7 +445,7 @@ pub(crate) async fn subscribe(global: &Global, args: SubArgs) -> Result<(), CliE
                 }
                 seen += 1;
             }
-            event = events.recv() => match event {
+            event = events.recv(), if events_open => match event {
                 Ok(BusEvent::PermissionViolation { operation: Operation::Subscribe, subject })
                     if names.contains(&subject.as_str()) =>
                 {
@@ -455,6 +456,7 @@ pub(crate) async fn subscribe(global: &Global, args: SubArgs) -> Result<(), CliE
                 Ok(BusEvent::SlowConsumer { .. }) => {
                     out::status("falling behind: the server dropped messages for this subscriber");
                 }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => events_open = false,
                 _ => {}
             },
             () = &mut stop => return Ok(()),

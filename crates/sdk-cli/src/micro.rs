@@ -96,6 +96,7 @@ async fn discover(
         .map_err(|e| CliError::new(format!("cannot publish to {subject}: {e}")))?;
     let deadline = Instant::now() + args.wait;
     let mut answers = Vec::new();
+    let mut events_open = true;
     loop {
         if args.expect.is_some_and(|n| answers.len() >= n) {
             break;
@@ -113,13 +114,15 @@ async fn discover(
                 }
                 Ok(None) | Err(_) => break,
             },
-            event = events.recv() => {
-                if let Ok(BusEvent::PermissionViolation { operation, subject: s }) = event
-                    && (s == subject || s == inbox)
+            event = events.recv(), if events_open => match event {
+                Ok(BusEvent::PermissionViolation { operation, subject: s })
+                    if s == subject || s == inbox =>
                 {
                     return Err(connect::permission_denied(operation, &s));
                 }
-            }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => events_open = false,
+                _ => {}
+            },
         }
     }
     answers.sort_by_key(|a| (text(a, "name"), text(a, "id")));
