@@ -155,7 +155,8 @@ async fn a_shared_service_cannot_be_used_to_answer_into_another_tenant() {
         .await
         .unwrap();
     let mut requests = rogue.subscribe("sdk.*.rag.query").await.unwrap();
-    rogue.flush().await.unwrap();
+    // A flush does not wait for the server: a round trip proves it has the SUB.
+    settled(&rogue, "rag").await;
     alpha
         .publish_with_reply("sdk.alpha.rag.query", "sdk.beta.events.y", Bytes::new())
         .await
@@ -172,7 +173,7 @@ async fn a_shared_service_cannot_be_used_to_answer_into_another_tenant() {
     // one, and once it is back the forged publish was handled (and dropped) first.
     let probe = format!("_INBOX.alpha.{}", sdk_bus::new_id());
     let mut alpha_probe = alpha.subscribe(probe.clone()).await.unwrap();
-    alpha.flush().await.unwrap();
+    settled(&alpha, "alpha").await;
     rogue.publish(probe, Bytes::new()).await.unwrap();
     tokio::time::timeout(WAIT, alpha_probe.next())
         .await

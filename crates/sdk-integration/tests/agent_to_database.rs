@@ -13,35 +13,19 @@ use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use sdk_integration::sdk_bus::jetstream::stream::StreamSpec;
 use sdk_integration::sdk_bus::{
-    Bus, BusConfig, ConsumerSpec, EventSource, Outcome, ServeOptions, SubjectPattern, TenantId,
+    ConsumerSpec, EventSource, Outcome, ServeOptions, SubjectPattern, TenantId,
 };
 use sdk_integration::sdk_codec::v1::{AgentTask, EventMessage, TaskResult, TaskStatus};
 use sdk_integration::sdk_codec::{Codec, Format};
 use sdk_integration::sdk_telemetry::genai::{GenAi, GenAiInstruments};
-use sdk_integration::sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
 use sdk_integration::{MessageContext, Messenger};
 use sdk_testkit::{Collector, NatsServer, Span};
 
+mod common;
+
+use common::{Signals, nats_bus, telemetry};
+
 const WAIT: Duration = Duration::from_secs(20);
-
-fn telemetry(service: &str, collector: &Collector) -> Telemetry {
-    Telemetry::init(
-        TelemetryConfig::builder(service)
-            .otlp(&collector.grpc_endpoint(), Protocol::Grpc)
-            .exporters(Exporter::Otlp, Exporter::None, Exporter::None)
-            .install_global(false)
-            .log_format(LogFormat::Off)
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-async fn bus(server: &NatsServer) -> Bus {
-    Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_rag_gateway_and_database_are_one_trace() {
@@ -53,11 +37,11 @@ async fn agent_rag_gateway_and_database_are_one_trace() {
         .build()
         .unwrap();
     let [agent_otel, rag_otel, gateway_otel] =
-        ["agent", "rag", "gateway"].map(|s| telemetry(s, &collector));
-    let db_otel = telemetry("database", &collector);
+        ["agent", "rag", "gateway"].map(|s| telemetry(s, &collector, Signals::Traces));
+    let db_otel = telemetry("database", &collector, Signals::Traces);
 
     // The gateway: a durable consumer that calls a model and writes to the database.
-    let gateway_bus = bus(&server).await;
+    let gateway_bus = nats_bus(&server).await;
     let js = gateway_bus.jetstream().unwrap();
     js.ensure_stream(&StreamSpec::workflows()).await.unwrap();
     let gateway = Messenger::new(
@@ -108,7 +92,7 @@ async fn agent_rag_gateway_and_database_are_one_trace() {
 
     // The RAG service: retrieves, embeds, answers, and hands the result on durably.
     let rag = Messenger::new(
-        bus(&server).await,
+        nats_bus(&server).await,
         codec.clone(),
         EventSource::new(&acme, "rag", "r-1").unwrap(),
     )
@@ -154,7 +138,7 @@ async fn agent_rag_gateway_and_database_are_one_trace() {
 
     // The agent: one agent task, which asks the RAG service.
     let agent = Messenger::new(
-        bus(&server).await,
+        nats_bus(&server).await,
         codec,
         EventSource::new(&acme, "agent", "planner").unwrap(),
     )

@@ -10,8 +10,11 @@ use sdk_integration::sdk_bus::{
     Bus, BusConfig, BusEvent, Envelope, EventSource, ReconnectPolicy, SubjectPattern, TenantId,
 };
 use sdk_integration::sdk_codec::Codec;
-use sdk_integration::sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
 use sdk_testkit::{Collector, NatsServer};
+
+mod common;
+
+use common::{Signals, telemetry};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -19,17 +22,7 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn reconnects_slow_consumers_and_refusals_become_metrics() {
     let mut server = NatsServer::start();
     let collector = Collector::start();
-    let telemetry = Telemetry::init(
-        TelemetryConfig::builder("bus-metrics")
-            .otlp(&collector.grpc_endpoint(), Protocol::Grpc)
-            .exporters(Exporter::None, Exporter::Otlp, Exporter::None)
-            .metric_interval(Duration::from_millis(200))
-            .install_global(false)
-            .log_format(LogFormat::Off)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let telemetry = telemetry("bus-metrics", &collector, Signals::Metrics);
     let config = BusConfig::builder()
         .servers(&server.url())
         .subscription_capacity(4)

@@ -17,6 +17,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{Signals, telemetry};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fmt::Debug;
@@ -38,7 +41,6 @@ use sdk_integration::sdk_codec::v1::{
     TaskResult,
 };
 use sdk_integration::sdk_codec::{Codec, Format, Payload, PayloadMeta, samples};
-use sdk_integration::sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
 use sdk_integration::{Error, MessageContext, Messenger};
 use sdk_testkit::{Collector, NatsServer, wait_until};
 use serde_json::{Value, json};
@@ -282,19 +284,6 @@ fn codec(format: Format) -> Codec {
         .unwrap()
 }
 
-fn telemetry(service: &str, collector: &Collector) -> Telemetry {
-    Telemetry::init(
-        TelemetryConfig::builder(service)
-            .otlp(&collector.grpc_endpoint(), Protocol::Grpc)
-            .exporters(Exporter::Otlp, Exporter::None, Exporter::None)
-            .install_global(false)
-            .log_format(LogFormat::Off)
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 /// The only call of `Messenger::serve` in this file: adapt here when it takes options.
 async fn serve<T, R, F, Fut>(messenger: &Messenger, pattern: &SubjectPattern, handler: F) -> Service
 where
@@ -353,7 +342,7 @@ async fn python_calls_rust_services_and_continues_its_trace() {
     let python = Arc::new(Python::new());
     let server = NatsServer::builder().max_payload(MAX_PAYLOAD).start();
     let collector = Collector::start();
-    let otel = telemetry("rust-service", &collector);
+    let otel = telemetry("rust-service", &collector, Signals::Traces);
     let acme = TenantId::new("acme").unwrap();
 
     // One service per reply format; each reads requests in any format.

@@ -12,31 +12,20 @@ use sdk_integration::sdk_bus::jetstream::stream::StreamSpec;
 use sdk_integration::sdk_bus::{Bus, BusConfig, ConsumerSpec, EventSource, Outcome, TenantId};
 use sdk_integration::sdk_codec::v1::EventMessage;
 use sdk_integration::sdk_codec::{Codec, Format};
-use sdk_integration::sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
 use sdk_testkit::{Collector, NatsServer};
 
-const WAIT: Duration = Duration::from_secs(20);
+mod common;
 
-fn telemetry(service: &str, collector: &Collector) -> Telemetry {
-    Telemetry::init(
-        TelemetryConfig::builder(service)
-            .otlp(&collector.grpc_endpoint(), Protocol::Grpc)
-            .exporters(Exporter::Otlp, Exporter::Otlp, Exporter::None)
-            .metric_interval(Duration::from_millis(200))
-            .install_global(false)
-            .log_format(LogFormat::Off)
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
-}
+use common::{Signals, telemetry};
+
+const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_task_and_its_redelivery_are_one_trace_with_settle_outcomes() {
     let server = NatsServer::builder().jetstream().start();
     let collector = Collector::start();
-    let producer_otel = telemetry("producer", &collector);
-    let worker_otel = telemetry("worker", &collector);
+    let producer_otel = telemetry("producer", &collector, Signals::Both);
+    let worker_otel = telemetry("worker", &collector, Signals::Both);
     let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
         .await
         .unwrap();

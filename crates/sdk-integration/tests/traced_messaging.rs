@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::time::Duration;
 
 use sdk_integration::Messenger;
@@ -12,28 +14,16 @@ use sdk_integration::sdk_bus::{
 };
 use sdk_integration::sdk_codec::v1::{AgentTask, TaskResult, TaskStatus};
 use sdk_integration::sdk_codec::{Codec, Format};
-use sdk_integration::sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
 use sdk_testkit::{Collector, NatsServer};
 
-fn telemetry(service: &str, collector: &Collector) -> Telemetry {
-    Telemetry::init(
-        TelemetryConfig::builder(service)
-            .otlp(&collector.grpc_endpoint(), Protocol::Grpc)
-            .exporters(Exporter::Otlp, Exporter::None, Exporter::None)
-            .install_global(false)
-            .log_format(LogFormat::Off)
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
-}
+use common::{Signals, telemetry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_runs_from_the_caller_through_the_service() {
     let server = NatsServer::start();
     let collector = Collector::start();
-    let planner_otel = telemetry("planner", &collector);
-    let rag_otel = telemetry("rag", &collector);
+    let planner_otel = telemetry("planner", &collector, Signals::Traces);
+    let rag_otel = telemetry("rag", &collector, Signals::Traces);
     let connect = || async {
         Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
             .await
@@ -138,17 +128,7 @@ async fn one_trace_runs_from_the_caller_through_the_service() {
 async fn codec_spans_switch_off_and_wildcard_services_keep_a_fixed_span_name() {
     let server = NatsServer::start();
     let collector = Collector::start();
-    let otel = Telemetry::init(
-        TelemetryConfig::builder("codec-test")
-            .otlp(&collector.grpc_endpoint(), Protocol::Grpc)
-            .exporters(Exporter::Otlp, Exporter::Otlp, Exporter::None)
-            .metric_interval(Duration::from_millis(200))
-            .install_global(false)
-            .log_format(LogFormat::Off)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let otel = telemetry("codec-test", &collector, Signals::Both);
     let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
         .await
         .unwrap();
