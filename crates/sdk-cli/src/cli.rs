@@ -236,6 +236,9 @@ pub(crate) struct EchoArgs {
     /// Log each request as one JSON object per line
     #[arg(long)]
     pub(crate) json: bool,
+    /// On Ctrl-C or SIGTERM, how long to wait for the requests in hand to be answered
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub(crate) drain_timeout: Duration,
 }
 
 /// How to find micro services, and how long to listen for their answers.

@@ -238,8 +238,19 @@ pub(crate) async fn publish(global: &Global, args: PubArgs) -> Result<(), CliErr
             outgoing.summary()
         ));
     }
-    bus.publish_and_flush(&subject, outgoing.envelope.clone())
-        .await?;
+    // A flush waits for a lost connection to come back; not forever here.
+    let limit = bus.config().request_timeout();
+    tokio::time::timeout(
+        limit,
+        bus.publish_and_flush(&subject, outgoing.envelope.clone()),
+    )
+    .await
+    .map_err(|_| {
+        CliError::new(format!(
+            "the message to {subject} was not written to the server within {limit:?}"
+        ))
+        .hint("the connection was lost: is the server still reachable?")
+    })??;
     // A refused publish is only reported by the server, after the fact.
     let client = connect::client(&bus)?;
     if let Some(refused) = connect::confirm(

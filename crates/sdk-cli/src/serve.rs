@@ -188,7 +188,18 @@ pub(crate) async fn run(global: &Global, args: EchoArgs) -> Result<(), CliError>
         () = connect::shutdown() => {}
         () = log.finished() => {}
     }
-    // Finish the requests in hand and send their replies, then stop.
-    bus.drain().await?;
+    // Finish the requests in hand and send their replies, then stop; but not forever:
+    // without a server the drain cannot finish, and a second signal stops at once.
+    tokio::select! {
+        drained = bus.drain() => drained?,
+        () = connect::shutdown() => return Ok(()),
+        () = tokio::time::sleep(args.drain_timeout) => {
+            return Err(CliError::new(format!(
+                "the drain did not finish within {:?}; requests in hand may be unanswered",
+                args.drain_timeout
+            ))
+            .hint("is the server still reachable? Check it, and the service's callers"));
+        }
+    }
     waiting.await.map_err(CliError::from)
 }

@@ -615,3 +615,23 @@ fn serve_and_tail_stop_cleanly_on_a_signal() {
     let tail = tail.finish();
     assert!(tail.status.success(), "{tail:#?}");
 }
+
+#[test]
+fn serve_stops_within_its_drain_timeout_when_the_server_is_gone() {
+    let mut server = NatsServer::start();
+    let env = url_env(&server.url());
+    let env = env_refs(&env);
+    let echo = Sdk::start(&["serve", "echo", "--drain-timeout", "1s"], &env);
+    echo.wait_stderr("serving echo");
+    server.kill();
+    echo.signal("TERM");
+    let ended = echo.finish();
+    assert_eq!(ended.status.code(), Some(1), "{ended:#?}");
+    // After its status line, one error line.
+    assert_eq!(ended.stderr.len(), 2, "{ended:#?}");
+    assert!(ended.stderr[0].starts_with("serving echo"), "{ended:#?}");
+    assert!(
+        ended.stderr[1].starts_with("error: the drain did not finish within 1s; "),
+        "{ended:#?}"
+    );
+}
