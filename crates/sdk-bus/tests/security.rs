@@ -161,6 +161,7 @@ async fn a_shared_service_cannot_be_used_to_answer_into_another_tenant() {
         .publish_with_reply("sdk.alpha.rag.query", "sdk.beta.events.y", Bytes::new())
         .await
         .unwrap();
+    alpha.flush().await.unwrap();
     let m = tokio::time::timeout(WAIT, requests.next())
         .await
         .unwrap()
@@ -169,12 +170,14 @@ async fn a_shared_service_cannot_be_used_to_answer_into_another_tenant() {
         .publish(m.reply.unwrap(), "forged".into())
         .await
         .unwrap();
+    rogue.flush().await.unwrap();
     // The shared-service user may publish only into tenant inboxes: its probe goes to
     // one, and once it is back the forged publish was handled (and dropped) first.
     let probe = format!("_INBOX.alpha.{}", sdk_bus::new_id());
     let mut alpha_probe = alpha.subscribe(probe.clone()).await.unwrap();
     settled(&alpha, "alpha").await;
     rogue.publish(probe, Bytes::new()).await.unwrap();
+    rogue.flush().await.unwrap();
     tokio::time::timeout(WAIT, alpha_probe.next())
         .await
         .unwrap()
