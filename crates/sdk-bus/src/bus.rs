@@ -432,9 +432,10 @@ impl Bus {
         // so what the server routed before then must be read first: a probe through
         // the server proves it has been.
         let probe = self.probe_inbox(self.inner.last_tenant.get());
+        let config = &self.inner.config;
         self.inner
             .transport
-            .probe(&probe, self.inner.config.request_timeout)
+            .probe(&probe, config.request_timeout.min(config.drain_timeout))
             .await;
         self.inner.draining.send_replace(true);
         let activity = &self.inner.activity;
@@ -449,11 +450,23 @@ impl Bus {
         };
         // Past the limit the connection closes anyway; what is still running then
         // fails to settle, and that is counted.
-        tokio::time::timeout(self.inner.config.drain_timeout, all_done)
-            .await
-            .ok();
-        self.inner.transport.flush().await.ok();
-        self.inner.transport.close(&self.inner.monitor).await
+        let limit = self.inner.config.drain_timeout;
+        tokio::time::timeout(limit, all_done).await.ok();
+        // With the server gone, flushing and closing could wait for ever: they get
+        // the same limit, and running out of it is an error.
+        let close = async {
+            // A failed flush shows again in the close, which reports it.
+            self.inner.transport.flush().await.ok();
+            self.inner.transport.close(&self.inner.monitor).await
+        };
+        match tokio::time::timeout(limit, close).await {
+            Ok(closed) => closed,
+            Err(_) => Err(BusError::Connection {
+                operation: "drain",
+                source: format!("the connection did not close within drain_timeout ({limit:?})")
+                    .into(),
+            }),
+        }
     }
 
     /// Counts and reports a header that a layer above (trace propagation, say) could

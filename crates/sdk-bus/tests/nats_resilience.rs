@@ -129,3 +129,28 @@ fn from_env_picks_the_in_process_transport_without_nats_url() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed"), "the child ran the check: {text}");
 }
+
+/// With the server gone for good, a drain still ends, with an error, instead of
+/// waiting for a connection that will not come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_ends_when_the_server_is_gone() {
+    let mut server = NatsServer::start();
+    let bus = nats_bus(&server.url(), |b| b.drain_timeout(Duration::from_secs(1))).await;
+    let mut events = bus.events();
+    let _sub = bus
+        .subscribe(&SubjectPattern::from(
+            &tenant("acme").scope().event("x").unwrap(),
+        ))
+        .await
+        .unwrap();
+    server.kill();
+    wait_event(&mut events, |e| {
+        matches!(e, BusEvent::Disconnected).then_some(())
+    })
+    .await;
+    let ended = tokio::time::timeout(WAIT, bus.drain())
+        .await
+        .expect("drain ended");
+    let err = ended.unwrap_err();
+    assert_eq!(err.kind(), "connection", "{err}");
+}

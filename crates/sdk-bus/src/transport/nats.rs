@@ -238,13 +238,15 @@ pub(crate) async fn request(
 /// permission), it gives up after `limit`.
 pub(crate) async fn round_trip(client: &async_nats::Client, inbox_prefix: &str, limit: Duration) {
     let probe = format!("{inbox_prefix}.{}", nuid::next());
-    let Ok(mut sub) = client.subscribe(probe.clone()).await else {
-        return;
+    let trip = async {
+        let Ok(mut sub) = client.subscribe(probe.clone()).await else {
+            return;
+        };
+        if client.publish(probe, Bytes::new()).await.is_ok() && client.flush().await.is_ok() {
+            futures::StreamExt::next(&mut sub).await;
+        }
     };
-    if client.publish(probe, Bytes::new()).await.is_ok() && client.flush().await.is_ok() {
-        // A timeout only means the probe did not come back: nothing else to do.
-        tokio::time::timeout(limit, futures::StreamExt::next(&mut sub))
-            .await
-            .ok();
-    }
+    // The whole trip is bounded: while disconnected, even the flush waits. Running out
+    // of time only means the probe proved nothing; the caller goes on.
+    tokio::time::timeout(limit, trip).await.ok();
 }
