@@ -48,6 +48,8 @@ struct Inner {
     activity: Arc<Activity>,
     /// A tenant this bus has subscribed for, whose inbox a drain probe may use.
     last_tenant: std::sync::OnceLock<TenantId>,
+    /// One reply subscription per tenant for requests on NATS.
+    muxes: crate::transport::mux::RequestMuxes,
 }
 
 /// A connection to the bus. Clones share it.
@@ -67,6 +69,7 @@ impl Bus {
                 draining: watch::channel(false).0,
                 activity: Arc::default(),
                 last_tenant: std::sync::OnceLock::new(),
+                muxes: crate::transport::mux::RequestMuxes::default(),
             }),
         }
     }
@@ -346,12 +349,12 @@ impl Bus {
         let prefix = tenant.inbox_prefix();
         let transport = &self.inner.transport;
         let reply = if let Some(client) = transport.nats_client() {
-            // The client's shared reply subscription already lives under this
-            // tenant's inbox when the bus was configured for it.
-            let own_inbox = (self.inner.config.inbox_tenant.as_ref() != Some(tenant))
-                .then(|| format!("{prefix}.{}", nuid::next()));
+            // Listen before subscribing: a refused reply subscription is reported
+            // while the request waits.
             let mut events = self.events();
-            let request = crate::transport::nats::request(client, msg, own_inbox.clone(), timeout);
+            let mux = self.inner.muxes.get(client, tenant).await?;
+            let inbox = mux.pattern();
+            let request = crate::transport::mux::request(client, &mux, msg, timeout);
             tokio::pin!(request);
             loop {
                 tokio::select! {
@@ -363,8 +366,9 @@ impl Bus {
                             return Err(RequestError::PermissionDenied { operation: Operation::Publish, subject: s });
                         }
                         Ok(BusEvent::PermissionViolation { operation: Operation::Subscribe, subject: s })
-                            if own_inbox.as_deref() == Some(s.as_str()) =>
+                            if s == inbox =>
                         {
+                            self.inner.muxes.forget(tenant).await;
                             return Err(RequestError::PermissionDenied { operation: Operation::Subscribe, subject: s });
                         }
                         _ => {}

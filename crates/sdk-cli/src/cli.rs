@@ -99,6 +99,18 @@ Examples:
   sdk asyncapi > asyncapi.yaml
   sdk asyncapi --format json --output asyncapi.json")]
     Asyncapi(AsyncApiArgs),
+    /// Measure throughput and latency: raw async-nats next to each SDK layer.
+    #[command(after_help = "\
+Examples:
+  sdk bench
+  sdk bench --messages 50000 --requests 2000 --size 1024 --jetstream
+  sdk bench --json > bench.json
+
+Rows: pub/sub throughput (one publisher, one subscriber) and request-reply latency
+(one requester), each as raw async-nats, with the envelope, with the codec, and with
+tracing (spans made, not exported); with --jetstream, acked publishes (256 in flight).
+`vs raw` is the ratio to the raw row of the same test, in the same run.")]
+    Bench(BenchArgs),
     /// Print a shell completion script.
     #[command(after_help = "\
 Examples:
@@ -108,6 +120,27 @@ Examples:
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `sdk bench`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchArgs {
+    /// Messages per pub/sub row.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) messages: usize,
+    /// Requests per request-reply row.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) requests: usize,
+    /// Payload bytes (the raw and envelope rows; the codec rows carry a message with
+    /// content of this size).
+    #[arg(long, default_value_t = 128)]
+    pub(crate) size: usize,
+    /// Also measure JetStream publishes (needs a server with JetStream).
+    #[arg(long)]
+    pub(crate) jetstream: bool,
+    /// One JSON array for machines instead of the table (and no progress bar).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// A payload format.

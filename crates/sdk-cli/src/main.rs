@@ -5,6 +5,7 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 mod asyncapi;
+mod bench;
 mod cli;
 mod connect;
 mod dlq;
@@ -117,6 +118,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dlq(command) => dlq::run(&global, command).await,
         Command::Streams(command) => streams::run(&global, command).await,
         Command::Asyncapi(args) => asyncapi::run(&global, args),
+        Command::Bench(args) => bench::run(&global, args).await,
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "sdk", &mut buf);

@@ -2,6 +2,7 @@
 //! status and `max_payload`, over NATS or inside the process.
 
 pub(crate) mod memory;
+pub(crate) mod mux;
 pub(crate) mod nats;
 
 use std::sync::Arc;
