@@ -3,117 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sdk_testkit::wait_until;
+use sdk_testkit::DevStack;
 
-/// What `scripts/dev` printed before the collector's own output.
-struct Printed {
-    exports: HashMap<String, String>,
-    comments: Vec<String>,
-}
-
-impl Printed {
-    /// The value after `label` in a `# <label>...` comment line.
-    fn comment_after(&self, label: &str) -> &str {
-        self.comments
-            .iter()
-            .find_map(|c| c.strip_prefix(label))
-            .unwrap_or_else(|| panic!("no comment {label:?} in {:?}", self.comments))
-            .trim()
-    }
-
-    fn port_of(url: &str) -> u16 {
-        url.rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {url}"))
-    }
-}
-
-/// The script, its stdout lines (read on a thread), and a kill on drop.
-struct Dev {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Dev {
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on the child this test spawned; no memory is touched.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal})");
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        // A failed test still stops the servers: SIGTERM runs the script's trap.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal(libc::SIGTERM);
-            let _ = wait_until(Duration::from_secs(15), || {
-                self.child.try_wait().ok().flatten()
-            });
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dev")
-}
-
-fn start() -> Dev {
-    let mut child = Command::new("bash")
-        .arg(script())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn scripts/dev");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Dev { child, lines }
-}
-
-/// Reads stdout until the `# pids:` line, which ends the printed block.
-fn read_block(dev: &Dev) -> Printed {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut printed = Printed {
-        exports: HashMap::new(),
-        comments: Vec::new(),
-    };
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = dev
-            .lines
-            .recv_timeout(left)
-            .unwrap_or_else(|e| panic!("scripts/dev printed no `# pids:` line ({e})"));
-        if let Some(export) = line.strip_prefix("export ") {
-            let (k, v) = export.split_once('=').expect("export K=V");
-            printed.exports.insert(k.to_owned(), v.to_owned());
-        } else if let Some(comment) = line.strip_prefix("# ") {
-            printed.comments.push(comment.to_owned());
-            if comment.starts_with("pids:") {
-                return printed;
-            }
-        }
-    }
+fn port_of(url: &str) -> u16 {
+    url.split_whitespace()
+        .next()
+        .and_then(|u| u.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url}"))
 }
 
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -127,8 +28,8 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// Gone, or a zombie that will never run again.
 fn process_gone(pid: u32) -> bool {
-    // Gone, or a zombie that nobody will run again.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => stat
@@ -139,43 +40,34 @@ fn process_gone(pid: u32) -> bool {
 
 #[test]
 fn the_dev_stack_starts_both_servers_prints_the_variables_and_stops_on_ctrl_c() {
-    let mut dev = start();
-    let printed = read_block(&dev);
+    let mut dev = DevStack::start();
 
     // The three variables, on loopback ports.
-    let nats_url = &printed.exports["NATS_URL"];
-    let otlp = &printed.exports["OTEL_EXPORTER_OTLP_ENDPOINT"];
+    let nats_url = dev.var("NATS_URL").to_owned();
+    let otlp = dev.var("OTEL_EXPORTER_OTLP_ENDPOINT").to_owned();
     assert!(nats_url.starts_with("nats://127.0.0.1:"), "{nats_url}");
     assert!(otlp.starts_with("http://127.0.0.1:"), "{otlp}");
-    assert_eq!(printed.exports["OTEL_EXPORTER_OTLP_PROTOCOL"], "grpc");
-    let nats_port = Printed::port_of(nats_url);
-    let grpc_port = Printed::port_of(otlp);
-    let monitor_port = Printed::port_of(
-        printed
-            .comment_after("NATS monitoring:")
-            .split(' ')
-            .next()
-            .unwrap(),
-    );
-    let http_port = Printed::port_of(
-        printed
-            .comment_after("OTLP over HTTP:")
-            .split(' ')
-            .next()
-            .unwrap(),
-    );
-    let pids = printed.comment_after("pids:").to_owned();
-    let (nats_pid, rotel_pid) = match pids.split_whitespace().collect::<Vec<_>>()[..] {
-        ["nats-server", n, "rotel-agent", r] => (
-            n.trim_end_matches(',').parse::<u32>().unwrap(),
-            r.parse::<u32>().unwrap(),
-        ),
+    assert_eq!(dev.var("OTEL_EXPORTER_OTLP_PROTOCOL"), "grpc");
+    assert_eq!(dev.exports().len(), 3, "{:?}", dev.exports());
+    let nats_port = port_of(&nats_url);
+    let grpc_port = port_of(&otlp);
+    let monitor_port = port_of(dev.comment("NATS monitoring:"));
+    let http_port = port_of(dev.comment("OTLP over HTTP:"));
+    let pids: Vec<String> = dev
+        .comment("pids:")
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(',').to_owned())
+        .collect();
+    let (nats_pid, rotel_pid) = match &pids[..] {
+        [a, n, b, r] if a == "nats-server" && b == "rotel-agent" => {
+            (n.parse::<u32>().unwrap(), r.parse::<u32>().unwrap())
+        }
         _ => panic!("unexpected pids line {pids:?}"),
     };
-    let log = PathBuf::from(printed.comment_after("nats-server log:"));
-    let state_dir = log.parent().unwrap().to_owned();
+    let state_dir = dev.state_dir();
 
-    // NATS answers: healthy, JetStream on, and the client port speaks NATS.
+    // NATS answers: healthy, JetStream on in the script's directory, and the client
+    // port speaks NATS.
     let (status, _) = http_get(monitor_port, "/healthz").expect("healthz");
     assert_eq!(status, 200);
     let (_, jsz) = http_get(monitor_port, "/jsz").expect("jsz");
@@ -205,7 +97,8 @@ fn the_dev_stack_starts_both_servers_prints_the_variables_and_stops_on_ctrl_c() 
 
     // Ctrl-C: the script stops both servers, waits for them, and exits 0.
     dev.signal(libc::SIGINT);
-    let status = wait_until(Duration::from_secs(30), || dev.child.try_wait().unwrap())
+    let status = dev
+        .wait_exit(Duration::from_secs(30))
         .expect("scripts/dev did not exit within 30 s of SIGINT");
     assert!(status.success(), "scripts/dev exited with {status}");
     for (name, pid) in [("nats-server", nats_pid), ("rotel-agent", rotel_pid)] {
