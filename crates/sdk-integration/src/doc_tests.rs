@@ -50,3 +50,6 @@ pub struct RealServersDecision;
 
 #[doc = include_str!("../../../docs/integration.md")]
 pub struct IntegrationGuide;
+
+#[doc = include_str!("../../../docs/getting-started.md")]
+pub struct GettingStarted;
