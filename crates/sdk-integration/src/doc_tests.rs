@@ -53,3 +53,6 @@ pub struct IntegrationGuide;
 
 #[doc = include_str!("../../../docs/getting-started.md")]
 pub struct GettingStarted;
+
+#[doc = include_str!("../../../docs/production.md")]
+pub struct ProductionGuide;
