@@ -56,3 +56,6 @@ pub struct GettingStarted;
 
 #[doc = include_str!("../../../docs/production.md")]
 pub struct ProductionGuide;
+
+#[doc = include_str!("../../../docs/migration.md")]
+pub struct MigrationGuide;
