@@ -59,3 +59,6 @@ pub struct ProductionGuide;
 
 #[doc = include_str!("../../../docs/migration.md")]
 pub struct MigrationGuide;
+
+#[doc = include_str!("../../../docs/troubleshooting.md")]
+pub struct Troubleshooting;
