@@ -62,3 +62,6 @@ pub struct MigrationGuide;
 
 #[doc = include_str!("../../../docs/troubleshooting.md")]
 pub struct Troubleshooting;
+
+#[doc = include_str!("../../../docs/requirements-index.md")]
+pub struct RequirementsIndex;
