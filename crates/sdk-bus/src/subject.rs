@@ -33,40 +33,116 @@ pub enum SubjectError {
 const MAX_TOKEN: usize = 64;
 const PREFIX: &str = "sdk";
 
-fn check(what: &'static str, token: &str, tenant: bool) -> Result<(), SubjectError> {
-    let fail = |reason: String| SubjectError::InvalidToken {
-        what,
-        token: token.to_owned(),
-        reason,
-    };
+/// What is wrong with one token, before it is worded for the caller.
+enum Flaw {
+    Empty,
+    TooLong(usize),
+    /// A character outside the alphabet, and its byte offset in the token.
+    Char(usize, char),
+    /// A tenant id that starts with `_` or `-`.
+    Start(char),
+}
+
+fn flaw(token: &str, tenant: bool) -> Option<Flaw> {
     if token.is_empty() {
-        return Err(fail("must not be empty".into()));
+        return Some(Flaw::Empty);
     }
     if token.len() > MAX_TOKEN {
-        return Err(fail(format!(
-            "is {} bytes; at most {MAX_TOKEN} are allowed",
-            token.len()
-        )));
+        return Some(Flaw::TooLong(token.len()));
     }
-    for (i, c) in token.char_indices() {
-        let ok = if tenant {
+    let allowed = |c: char| {
+        if tenant {
             c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
         } else {
             c.is_ascii_alphanumeric() || c == '_' || c == '-'
-        };
-        if !ok {
-            let allowed = if tenant {
-                "[a-z0-9_-]"
-            } else {
-                "[A-Za-z0-9_-]"
-            };
-            return Err(fail(format!(
-                "character {c:?} at byte {i} is not allowed; use {allowed}"
-            )));
         }
+    };
+    if let Some((i, c)) = token.char_indices().find(|(_, c)| !allowed(*c)) {
+        return Some(Flaw::Char(i, c));
     }
-    if tenant && !token.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(fail("must start with a letter or digit".into()));
+    match token.chars().next() {
+        Some(c) if tenant && !c.is_ascii_alphanumeric() => Some(Flaw::Start(c)),
+        _ => None,
+    }
+}
+
+/// The character as a reader would name it: `space`, `'.'`, `wildcard '*'`, ...
+fn describe(c: char) -> String {
+    match c {
+        ' ' => "space".to_owned(),
+        '*' | '>' => format!("wildcard {c:?}"),
+        c if c.is_control() => format!("control character {c:?}"),
+        c => format!("{c:?}"),
+    }
+}
+
+/// Says what is wrong and what to do. `at` is where the token starts in the input.
+fn reason(flaw: Flaw, tenant: bool, at: usize) -> String {
+    let alphabet = if tenant {
+        "[a-z0-9_-]"
+    } else {
+        "A-Z, a-z, 0-9, _ and -"
+    };
+    match flaw {
+        Flaw::Empty => format!("it is empty; use 1 to {MAX_TOKEN} characters of {alphabet}"),
+        Flaw::TooLong(len) => {
+            format!("it is {len} bytes long; shorten it to at most {MAX_TOKEN}")
+        }
+        // Kept as it was: configuration errors quote this text.
+        Flaw::Char(i, c) if tenant => {
+            format!(
+                "character {c:?} at byte {} is not allowed; use {alphabet}",
+                at + i
+            )
+        }
+        Flaw::Char(i, c) => format!(
+            "the {} at byte {} is not allowed; subject tokens use only {alphabet}",
+            describe(c),
+            at + i
+        ),
+        Flaw::Start(c) => format!("it starts with {c:?}; start it with a letter or a digit"),
+    }
+}
+
+fn check(what: &'static str, token: &str, tenant: bool) -> Result<(), SubjectError> {
+    match flaw(token, tenant) {
+        None => Ok(()),
+        Some(flaw) => Err(SubjectError::InvalidToken {
+            what,
+            token: token.to_owned(),
+            reason: reason(flaw, tenant, 0),
+        }),
+    }
+}
+
+/// Checks a dotted event type part by part; an error names the whole type and the
+/// byte offset in it.
+fn check_event_type(event_type: &str) -> Result<(), SubjectError> {
+    let fail = |reason: String| SubjectError::InvalidToken {
+        what: "event type",
+        token: event_type.to_owned(),
+        reason,
+    };
+    if event_type.is_empty() {
+        return Err(fail(reason(Flaw::Empty, false, 0)));
+    }
+    let mut at = 0;
+    for part in event_type.split('.') {
+        match flaw(part, false) {
+            None => {}
+            Some(Flaw::Empty) => {
+                return Err(fail(format!(
+                    "the part at byte {at} is empty; remove the extra '.' (a '.' separates parts)"
+                )));
+            }
+            Some(Flaw::TooLong(len)) => {
+                return Err(fail(format!(
+                    "the part {part:?} is {len} bytes long; shorten it to at most {MAX_TOKEN}"
+                )));
+            }
+            Some(other) => return Err(fail(reason(other, false, at))),
+        }
+        at += part.len() + 1;
     }
     Ok(())
 }
@@ -229,18 +305,9 @@ impl Subject {
     /// # Errors
     /// [`SubjectError::InvalidToken`] naming the bad part of the event type.
     pub fn event(tenant: &TenantId, event_type: &str) -> Result<Subject, SubjectError> {
+        check_event_type(event_type)?;
         let mut rest = vec!["events"];
-        for part in event_type.split('.') {
-            check("event type", part, false).map_err(|e| match e {
-                SubjectError::InvalidToken { reason, token, .. } => SubjectError::InvalidToken {
-                    what: "event type",
-                    token: event_type.to_owned(),
-                    reason: format!("part {token:?} {reason}"),
-                },
-                other => other,
-            })?;
-            rest.push(part);
-        }
+        rest.extend(event_type.split('.'));
         Ok(Subject::build(tenant, &rest, Family::Event))
     }
 
@@ -635,10 +702,13 @@ mod tests {
         let err = Token::new("agent id", "plan.ner").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid agent id \"plan.ner\": character '.' at byte 4 is not allowed; use [A-Za-z0-9_-]"
+            "invalid agent id \"plan.ner\": the '.' at byte 4 is not allowed; subject tokens use only A-Z, a-z, 0-9, _ and -"
         );
         let err = TenantId::new("").unwrap_err();
-        assert_eq!(err.to_string(), "invalid tenant id \"\": must not be empty");
+        assert_eq!(
+            err.to_string(),
+            "invalid tenant id \"\": it is empty; use 1 to 64 characters of [a-z0-9_-]"
+        );
     }
 
     #[test]
@@ -691,7 +761,7 @@ mod tests {
         let err = Subject::event(&t, "task..done").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid event type \"task..done\": part \"\" must not be empty"
+            "invalid event type \"task..done\": the part at byte 5 is empty; remove the extra '.' (a '.' separates parts)"
         );
         assert!(Subject::component(&t, "events", "x").is_err());
         assert!(Subject::parse("sdk.acme.rag").is_err());
@@ -700,6 +770,89 @@ mod tests {
         assert!(Subject::parse("sdk.acme.agent.x.outbox").is_err());
         assert!(SubjectPattern::new("sdk.>.x").is_err());
         assert!(SubjectPattern::new("sdk.*.rag.query").is_ok());
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong_and_what_to_do() {
+        let t = TenantId::new("acme").unwrap();
+        let text = |r: Result<Subject, SubjectError>| r.unwrap_err().to_string();
+        let tokens = "subject tokens use only A-Z, a-z, 0-9, _ and -";
+        // Event types: the byte offset is in the whole type, not in its part.
+        assert_eq!(
+            text(Subject::event(&t, "task completed")),
+            format!(
+                "invalid event type \"task completed\": the space at byte 4 is not allowed; {tokens}"
+            )
+        );
+        assert_eq!(
+            text(Subject::event(&t, "task.completed now")),
+            format!(
+                "invalid event type \"task.completed now\": the space at byte 14 is not allowed; {tokens}"
+            )
+        );
+        assert_eq!(
+            text(Subject::event(&t, "task.*")),
+            format!(
+                "invalid event type \"task.*\": the wildcard '*' at byte 5 is not allowed; {tokens}"
+            )
+        );
+        assert_eq!(
+            text(Subject::event(&t, ".task")),
+            "invalid event type \".task\": the part at byte 0 is empty; remove the extra '.' (a '.' separates parts)"
+        );
+        assert_eq!(
+            text(Subject::event(&t, "task.")),
+            "invalid event type \"task.\": the part at byte 5 is empty; remove the extra '.' (a '.' separates parts)"
+        );
+        assert_eq!(
+            text(Subject::event(&t, "")),
+            "invalid event type \"\": it is empty; use 1 to 64 characters of A-Z, a-z, 0-9, _ and -"
+        );
+        let long = format!("task.{}", "x".repeat(65));
+        assert_eq!(
+            text(Subject::event(&t, &long)),
+            format!(
+                "invalid event type {long:?}: the part \"{}\" is 65 bytes long; shorten it to at most 64",
+                "x".repeat(65)
+            )
+        );
+        // Single tokens.
+        assert_eq!(
+            text(Subject::agent_inbox(&t, "re searcher")),
+            format!(
+                "invalid agent id \"re searcher\": the space at byte 2 is not allowed; {tokens}"
+            )
+        );
+        assert_eq!(
+            text(Subject::workflow(&t, "wf\t1", "done")),
+            format!(
+                "invalid workflow id \"wf\\t1\": the control character '\\t' at byte 2 is not allowed; {tokens}"
+            )
+        );
+        assert_eq!(
+            text(Subject::status(&t, "agent", "café")),
+            format!("invalid instance id \"café\": the 'é' at byte 3 is not allowed; {tokens}")
+        );
+        assert_eq!(
+            text(Subject::component(&t, "rag", "")),
+            "invalid action \"\": it is empty; use 1 to 64 characters of A-Z, a-z, 0-9, _ and -"
+        );
+        assert_eq!(
+            text(Subject::component(&t, &"r".repeat(65), "query")),
+            format!(
+                "invalid component {:?}: it is 65 bytes long; shorten it to at most 64",
+                "r".repeat(65)
+            )
+        );
+        // Tenant ids keep their text (configuration errors quote it).
+        assert_eq!(
+            TenantId::new("Acme Corp").unwrap_err().to_string(),
+            "invalid tenant id \"Acme Corp\": character 'A' at byte 0 is not allowed; use [a-z0-9_-]"
+        );
+        assert_eq!(
+            TenantId::new("-acme").unwrap_err().to_string(),
+            "invalid tenant id \"-acme\": it starts with '-'; start it with a letter or a digit"
+        );
     }
 
     #[test]

@@ -50,3 +50,18 @@ pub struct RealServersDecision;
 
 #[doc = include_str!("../../../docs/integration.md")]
 pub struct IntegrationGuide;
+
+#[doc = include_str!("../../../docs/getting-started.md")]
+pub struct GettingStarted;
+
+#[doc = include_str!("../../../docs/production.md")]
+pub struct ProductionGuide;
+
+#[doc = include_str!("../../../docs/migration.md")]
+pub struct MigrationGuide;
+
+#[doc = include_str!("../../../docs/troubleshooting.md")]
+pub struct Troubleshooting;
+
+#[doc = include_str!("../../../docs/requirements-index.md")]
+pub struct RequirementsIndex;

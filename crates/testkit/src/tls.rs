@@ -13,7 +13,8 @@ use rcgen::{
 pub struct TlsMaterial {
     /// The CA certificate that signed both leaf certificates.
     pub ca_cert: PathBuf,
-    /// The server certificate (SANs `127.0.0.1` and `localhost`).
+    /// The server certificate (SANs `127.0.0.1` and `localhost`), also valid as a
+    /// client certificate, so cluster nodes can present it on routes with `verify`.
     pub server_cert: PathBuf,
     /// The server key.
     pub server_key: PathBuf,
@@ -35,22 +36,26 @@ impl TlsMaterial {
         let ca_key = KeyPair::generate().expect("ca key");
         let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca cert");
 
-        let leaf = |names: Vec<String>, purpose: ExtendedKeyUsagePurpose, cn: &str| {
+        let leaf = |names: Vec<String>, purposes: Vec<ExtendedKeyUsagePurpose>, cn: &str| {
             let mut params = CertificateParams::new(names).expect("leaf params");
             params.distinguished_name.push(DnType::CommonName, cn);
-            params.extended_key_usages = vec![purpose];
+            params.extended_key_usages = purposes;
             let key = KeyPair::generate().expect("leaf key");
             let cert = params.signed_by(&key, &ca).expect("sign leaf");
             (cert.pem(), key.serialize_pem())
         };
         let (server_pem, server_key_pem) = leaf(
             vec!["127.0.0.1".into(), "localhost".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
+            // A cluster node also dials the other nodes with it, as a client.
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
             "127.0.0.1",
         );
         let (client_pem, client_key_pem) = leaf(
             vec!["client.sdk.test".into()],
-            ExtendedKeyUsagePurpose::ClientAuth,
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
             "sdk test client",
         );
 
