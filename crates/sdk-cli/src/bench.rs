@@ -125,7 +125,16 @@ pub(crate) async fn run(global: &Global, args: BenchArgs) -> Result<(), CliError
     let mut rows = Vec::new();
 
     // Pub/sub: one publisher, one subscriber on its own connection, until all arrive.
-    let consumer = connect::bus(global, None).await?;
+    // The subscriber buffers a whole run, so a fast publisher never makes it drop.
+    let url = connect::server_url(global);
+    let capacity = (n + 1024).to_string();
+    let consumer_config = sdk_bus::BusConfig::from_lookup(|key| match key {
+        "NATS_URL" => Some(url.clone()),
+        "NATS_SUBSCRIPTION_CAPACITY" => Some(capacity.clone()),
+        other => std::env::var(other).ok(),
+    })
+    .map_err(|e| CliError::usage(e.to_string()).hint("fix NATS_URL or --server"))?;
+    let consumer = sdk_bus::Bus::connect(consumer_config).await?;
     let raw_consumer = connect::client(&consumer)?;
     let envelope = || {
         Envelope::builder(&source, "sdk.bench")
@@ -301,10 +310,7 @@ where
         .await
         .map_err(|e| CliError::new(format!("cannot subscribe to {subject}: {e}")))?;
     // Make sure the server has the subscription before the clock starts.
-    consumer
-        .flush()
-        .await
-        .map_err(|e| CliError::new(format!("flush failed: {e}")))?;
+    round_trip(consumer).await?;
     let started = Instant::now();
     let receiver = async {
         let mut got = 0;
@@ -397,6 +403,27 @@ where
     })
 }
 
+/// A message through the server and back on `client`: once it is back, the server
+/// has every subscription the client made before it (a flush alone does not wait).
+async fn round_trip(client: &async_nats::Client) -> Result<(), CliError> {
+    let probe = format!("_INBOX.bench.{}", nuid::next());
+    let failed =
+        |e: &dyn std::fmt::Display| CliError::new(format!("the server did not answer: {e}"));
+    let mut sub = client
+        .subscribe(probe.clone())
+        .await
+        .map_err(|e| failed(&e))?;
+    client
+        .publish(probe, Bytes::new())
+        .await
+        .map_err(|e| failed(&e))?;
+    client.flush().await.map_err(|e| failed(&e))?;
+    match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(failed(&"no round trip within 10 s")),
+    }
+}
+
 /// A raw async-nats responder that echoes the payload.
 async fn raw_echo(
     client: &async_nats::Client,
@@ -406,10 +433,7 @@ async fn raw_echo(
         .subscribe(subject.to_owned())
         .await
         .map_err(|e| CliError::new(format!("cannot subscribe to {subject}: {e}")))?;
-    client
-        .flush()
-        .await
-        .map_err(|e| CliError::new(format!("flush failed: {e}")))?;
+    round_trip(client).await?;
     let client = client.clone();
     Ok(tokio::spawn(async move {
         while let Some(m) = sub.next().await {
