@@ -70,7 +70,13 @@ impl Messenger {
                 return Err(e.into());
             }
         };
-        let decoded = self.decode(&reply);
+        // The reply's decode is part of the request: its span is the request's child.
+        let decoded = match guard.as_ref() {
+            Some(g) => g
+                .context(&Context::current())
+                .attach_scoped(|| self.decode(&reply)),
+            None => self.decode(&reply),
+        };
         if let (Some(g), Err(e)) = (guard.as_mut(), &decoded) {
             g.fail("invalid_reply", &e.to_string());
         }
@@ -119,14 +125,16 @@ impl Messenger {
                     );
                     let deadline = timeout.map(|t| Instant::now() + t);
                     let outcome: Result<sdk_bus::Envelope, ServiceFailure> = async {
-                        let request: T = me.decode(&delivery.envelope).map_err(|e| {
-                            tracing::warn!(
-                                subject = %delivery.subject,
-                                error = %e,
-                                "refused a request that cannot be decoded"
-                            );
-                            ServiceFailure::new(ServiceCode::BadRequest, e.to_string())
-                        })?;
+                        let request: T = cx
+                            .attach_scoped(|| me.decode(&delivery.envelope))
+                            .map_err(|e| {
+                                tracing::warn!(
+                                    subject = %delivery.subject,
+                                    error = %e,
+                                    "refused a request that cannot be decoded"
+                                );
+                                ServiceFailure::new(ServiceCode::BadRequest, e.to_string())
+                            })?;
                         let ctx = MessageContext::new(
                             delivery.subject.clone(),
                             &delivery.envelope,

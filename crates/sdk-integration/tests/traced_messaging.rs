@@ -185,11 +185,36 @@ async fn codec_spans_switch_off_and_wildcard_services_keep_a_fixed_span_name() {
             .all(|s| !s.name.contains("aaa") && !s.name.contains("ddd")),
         "no token a sender invents names a service's span"
     );
-    // Codec spans: one encode and one decode per side for the three first requests
-    // (request and reply), none for the last.
-    let encodes = received.spans_named("encode urn:sdk:schema:sdk.v1.AgentTask:v1");
-    assert_eq!(encodes.len(), 3, "codec spans stop when switched off");
-    assert_eq!(encodes[0].attributes["sdk.codec.format"], "json");
+    // Codec spans join the trace they run in: the service's decode of each request
+    // and its encode of each reply are children of its process span, and the
+    // caller's decode of each reply a child of its request span. None for the last
+    // request, after they were switched off. (The caller's encode runs before any
+    // span here, so it has none: it would be a trace of its own.)
+    let process_ids: Vec<&str> = received
+        .spans_named("process sdk.{tenant}.tools.{rest}")
+        .iter()
+        .map(|s| s.span_id.as_str())
+        .collect();
+    let decodes = received.spans_named("decode urn:sdk:schema:sdk.v1.AgentTask:v1");
+    assert_eq!(decodes.len(), 3, "codec spans stop when switched off");
+    assert!(decodes.iter().all(|d| process_ids.contains(&d.parent_id.as_str())));
+    assert_eq!(decodes[0].attributes["sdk.codec.format"], "json");
+    let encodes = received.spans_named("encode urn:sdk:schema:sdk.v1.TaskResult:v1");
+    assert_eq!(encodes.len(), 3);
+    assert!(encodes.iter().all(|e| process_ids.contains(&e.parent_id.as_str())));
+    let request_ids: Vec<&str> = received
+        .spans
+        .iter()
+        .filter(|s| s.name.starts_with("request "))
+        .map(|s| s.span_id.as_str())
+        .collect();
+    let reply_decodes = received.spans_named("decode urn:sdk:schema:sdk.v1.TaskResult:v1");
+    assert_eq!(reply_decodes.len(), 3);
+    assert!(reply_decodes.iter().all(|d| request_ids.contains(&d.parent_id.as_str())));
+    assert!(
+        received.spans_named("encode urn:sdk:schema:sdk.v1.AgentTask:v1").is_empty(),
+        "no codec span outside a trace"
+    );
     let size = collector.wait_for(Duration::from_secs(15), "the codec size metric", |r| {
         r.last_metric("sdk.codec.size").cloned()
     });

@@ -369,8 +369,7 @@ impl CodecGuard {
         schema: &str,
         parent: &Context,
     ) -> CodecGuard {
-        let span = instruments
-            .codec_spans()
+        let span = (instruments.codec_spans() && parent.has_active_span())
             .then(|| semconv::start_codec_span(&instruments.tracer, operation, schema, parent));
         CodecGuard {
             instruments: Arc::clone(instruments),
