@@ -1,36 +1,37 @@
-//! sdk-bus next to raw async-nats on the same real nats-server (127.0.0.1), in the
-//! same run: publish throughput with no headers, with the CloudEvents header set built
-//! by hand for every message, and with our envelope; request-reply latency (p50 and
-//! p99 printed, and written to target/bus-latency.md); the in-process transport.
+//! sdk-bus and the typed, traced `Messenger` next to raw async-nats on the same real
+//! nats-server (127.0.0.1), all in ONE run, interleaved: every round runs each
+//! variant once, in a rotating order, so drift on the shared machine hits them all
+//! alike; the tables give medians over the rounds and the ratios between neighbours.
 //!
+//! - publish: batches of 1000 then a flush, a subscriber draining everything; raw with
+//!   no headers, raw with the eight `ce-*` headers built by hand and through
+//!   async-nats' cheapest public path, our envelope, typed, typed + traced, and raw
+//!   with exactly the headers the traced publish sends.
+//! - request-reply: 1 requester (interleaved single requests, p50/p99) and 64
+//!   concurrent requesters; raw and ours carry the same eight headers both ways.
+//!
+//! Tables go to `target/bench-reports/bus.md`.
 //! Run: `cargo bench -p sdk-benches --bench bus` (needs `scripts/install-tools`).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
-use sdk_benches::{PAYLOAD, runtime};
-use sdk_bus::{Bus, BusConfig, Envelope, EventSource, ServeOptions, SubjectPattern, TenantId};
+use sdk_benches::{
+    Export, OtlpSink, PAYLOAD, cheapest_headers, fmt_duration, fmt_rate, hand_built_headers,
+    median, percentile, quick, runtime, telemetry, write_report,
+};
+use sdk_bus::{
+    Bus, BusConfig, Envelope, EventSource, ServeOptions, ServiceFailure, SubjectPattern, TenantId,
+};
+use sdk_codec::v1::AgentMessage;
+use sdk_codec::{Codec, Format, samples};
+use sdk_integration::{MessageContext, Messenger};
 use sdk_testkit::NatsServer;
 
-const BATCH: u64 = 1000;
-
-/// The CloudEvents header set a careful raw user builds by hand for each message.
-fn hand_built_headers(source: &str) -> async_nats::HeaderMap {
-    let mut h = async_nats::HeaderMap::new();
-    h.insert("ce-specversion", "1.0");
-    h.insert("ce-id", nuid::next().as_str());
-    h.insert("ce-source", source);
-    h.insert("ce-type", "sdk.bench.message");
-    h.insert("ce-time", sdk_bus::new_time().as_str());
-    h.insert("ce-tenantid", "acme");
-    h.insert("ce-datacontenttype", "application/msgpack");
-    h.insert("ce-correlationid", "corr-1");
-    h
-}
+const BATCH: usize = 1000;
 
 fn envelope(source: &EventSource) -> Envelope {
     Envelope::builder(source, "sdk.bench.message")
@@ -41,251 +42,635 @@ fn envelope(source: &EventSource) -> Envelope {
         .unwrap()
 }
 
-fn publish(c: &mut Criterion) {
-    let rt = runtime();
-    let server = NatsServer::start();
-    let url = server.url();
-    let raw = rt.block_on(async_nats::connect(url.as_str())).unwrap();
-    let bus = rt
-        .block_on(Bus::connect(
-            BusConfig::builder().servers(&url).build().unwrap(),
-        ))
+/// A fresh W3C traceparent, as the OpenTelemetry propagator formats one.
+fn traceparent() -> String {
+    let n = nuid::next();
+    let b = n.as_str().as_bytes();
+    let mut t: u128 = 0;
+    for x in b {
+        t = t.wrapping_mul(131).wrapping_add(u128::from(*x));
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let s = t as u64 ^ 0x9e37_79b9;
+    format!("{:02x}-{:032x}-{:016x}-{:02x}", 0, t, s, 1)
+}
+
+/// The headers a captured message carried, rebuilt by hand for each message: fresh
+/// `ce-id`, `ce-time` and `traceparent`, the rest copied. `cheap` uses async-nats'
+/// cheapest path (static names, owned values, append).
+fn same_headers(template: &[(&'static str, String)], cheap: bool) -> async_nats::HeaderMap {
+    use async_nats::header::{HeaderName, HeaderValue};
+    let mut h = async_nats::HeaderMap::new();
+    for (name, value) in template {
+        let value = match *name {
+            "ce-id" => nuid::next().to_string(),
+            "ce-time" => sdk_bus::new_time(),
+            "traceparent" => traceparent(),
+            _ if cheap => value.clone(),
+            _ => {
+                h.insert(*name, value.as_str());
+                continue;
+            }
+        };
+        if cheap {
+            h.append(HeaderName::from_static(name), HeaderValue::from(value));
+        } else {
+            h.insert(*name, value.as_str());
+        }
+    }
+    h
+}
+
+/// Runs `variants` for `rounds`, each round every variant once in a rotating order;
+/// returns each variant's samples.
+async fn rounds<F, Fut>(names: &[&str], rounds: usize, mut run: F) -> Vec<Vec<Duration>>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let mut samples = vec![Vec::with_capacity(rounds); names.len()];
+    // `SDK_BENCH_ONLY=<#>`: that variant alone, 20 times as long (for a profiler).
+    if let Some(only) = std::env::var("SDK_BENCH_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|v| *v < names.len())
+    {
+        for _ in 0..rounds * 20 {
+            samples[only].push(run(only).await);
+        }
+        for (v, s) in samples.iter_mut().enumerate() {
+            if v != only {
+                s.push(Duration::from_secs(1));
+            }
+        }
+        return samples;
+    }
+    for r in 0..rounds {
+        for k in 0..names.len() {
+            let v = (k + r) % names.len();
+            samples[v].push(run(v).await);
+        }
+    }
+    samples
+}
+
+struct Side {
+    raw: async_nats::Client,
+    bus: Bus,
+    typed: Messenger,
+    traced: Messenger,
+    traced_nothing: Messenger,
+}
+
+fn messenger(bus: &Bus, source: &EventSource, t: Option<&sdk_telemetry::Telemetry>) -> Messenger {
+    let codec = Codec::builder()
+        .format(Format::MessagePack)
+        .build()
         .unwrap();
+    let m = Messenger::new(bus.clone(), codec, source.clone());
+    match t {
+        Some(t) => m.with_telemetry(t),
+        None => m,
+    }
+}
+
+fn publish(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
+    let sink = OtlpSink::start();
+    let otel = telemetry(Export::Otlp, Some(&sink));
+    let otel_nothing = telemetry(Export::Nothing, None);
     let acme = TenantId::new("acme").unwrap();
     let source = EventSource::new(&acme, "bench", "b-1").unwrap();
     let subject = acme.scope().event("bench").unwrap();
-    // A subscriber drains everything, so the server does real fan-out work.
-    let sink = rt.block_on(async_nats::connect(url.as_str())).unwrap();
-    let mut sub = rt.block_on(sink.subscribe("sdk.acme.events.>")).unwrap();
-    rt.spawn(async move { while sub.next().await.is_some() {} });
-
-    let mut g = c.benchmark_group("publish-256B");
-    g.throughput(Throughput::Elements(BATCH));
-    g.measurement_time(Duration::from_secs(3));
-    g.bench_function("raw async-nats, no headers", |b| {
-        b.to_async(&rt).iter(|| async {
-            for _ in 0..BATCH {
-                raw.publish(subject.as_str().to_owned(), Bytes::from_static(PAYLOAD))
-                    .await
-                    .unwrap();
-            }
-            raw.flush().await.unwrap();
-        })
-    });
-    g.bench_function("raw async-nats, 8 CloudEvents headers built by hand", |b| {
-        b.to_async(&rt).iter(|| async {
-            for _ in 0..BATCH {
-                let headers = hand_built_headers(source.as_str());
-                raw.publish_with_headers(
-                    subject.as_str().to_owned(),
-                    headers,
-                    Bytes::from_static(PAYLOAD),
-                )
-                .await
-                .unwrap();
-            }
-            raw.flush().await.unwrap();
-        })
-    });
-    g.bench_function("sdk envelope publish", |b| {
-        b.to_async(&rt).iter(|| async {
-            for _ in 0..BATCH {
-                bus.publish(&subject, envelope(&source)).await.unwrap();
-            }
-            bus.flush().await.unwrap();
-        })
-    });
-    g.finish();
-    drop(server);
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn request_reply(c: &mut Criterion) {
-    let rt = runtime();
-    let server = NatsServer::start();
-    let url = server.url();
-    let acme = TenantId::new("acme").unwrap();
-    let source = EventSource::new(&acme, "bench", "b-1").unwrap();
-
-    // Raw responder and requester.
-    let raw_server = rt.block_on(async_nats::connect(url.as_str())).unwrap();
-    let mut raw_sub = rt
-        .block_on(raw_server.subscribe("sdk.acme.raw.echo"))
-        .unwrap();
-    let responder = raw_server.clone();
-    rt.spawn(async move {
-        while let Some(m) = raw_sub.next().await {
-            if let Some(reply) = m.reply {
-                responder.publish(reply, m.payload).await.unwrap();
-            }
+    let side = rt.block_on(async {
+        let bus = Bus::connect(BusConfig::builder().servers(url).build().unwrap())
+            .await
+            .unwrap();
+        Side {
+            raw: async_nats::connect(url).await.unwrap(),
+            typed: messenger(&bus, &source, None),
+            traced: messenger(&bus, &source, Some(&otel)),
+            traced_nothing: messenger(&bus, &source, Some(&otel_nothing)),
+            bus,
         }
     });
-    // A raw responder that answers with the CloudEvents header set, built by hand.
-    let mut raw_ce_sub = rt
-        .block_on(raw_server.subscribe("sdk.acme.rawce.echo"))
-        .unwrap();
-    let responder = raw_server.clone();
-    let reply_uri = source.as_str().to_owned();
-    rt.spawn(async move {
-        while let Some(m) = raw_ce_sub.next().await {
-            if let Some(reply) = m.reply {
-                let headers = hand_built_headers(&reply_uri);
-                responder
-                    .publish_with_headers(reply, headers, m.payload)
-                    .await
-                    .unwrap();
-            }
-        }
-    });
-    let raw = rt.block_on(async_nats::connect(url.as_str())).unwrap();
-
-    // Our responder and requester.
-    let config = || BusConfig::builder().servers(&url).build().unwrap();
-    let served = rt.block_on(Bus::connect(config())).unwrap();
-    let reply_source = source.clone();
-    let _service = rt
-        .block_on(served.serve(
-            &SubjectPattern::new("sdk.acme.sdk.echo").unwrap(),
-            ServeOptions::new(),
-            move |d| {
-                let s = reply_source.clone();
-                async move {
-                    Ok(Envelope::builder(&s, "sdk.bench.reply")
-                        .payload(d.envelope.payload().clone())
-                        .build()
-                        .unwrap())
-                }
-            },
-        ))
-        .unwrap();
-    let bus = rt.block_on(Bus::connect(config())).unwrap();
-    let sdk_subject = acme.scope().component("sdk", "echo").unwrap();
-    rt.block_on(async {
-        raw_server.flush().await.unwrap();
-        served.flush().await.unwrap();
-    });
-
-    let mut g = c.benchmark_group("request-reply-256B");
-    g.measurement_time(Duration::from_secs(3));
-    g.bench_function("raw async-nats", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(
-                raw.request("sdk.acme.raw.echo", Bytes::from_static(PAYLOAD))
-                    .await
-                    .unwrap(),
-            )
-        })
-    });
-    g.bench_function(
-        "raw async-nats, CloudEvents headers built by hand both ways",
-        |b| {
-            b.to_async(&rt).iter(|| async {
-                let req = async_nats::Request::new()
-                    .headers(hand_built_headers(source.as_str()))
-                    .payload(Bytes::from_static(PAYLOAD));
-                black_box(raw.send_request("sdk.acme.rawce.echo", req).await.unwrap())
-            })
-        },
-    );
-    g.bench_function("sdk request", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(bus.request(&sdk_subject, envelope(&source)).await.unwrap())
-        })
-    });
-    g.finish();
-
-    // Latency percentiles, measured the same way for both, interleaved.
-    let n = 3000;
-    let (mut raw_lat, mut ce_lat, mut sdk_lat) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    rt.block_on(async {
-        for _ in 0..n {
-            let t = Instant::now();
-            raw.request("sdk.acme.raw.echo", Bytes::from_static(PAYLOAD))
-                .await
-                .unwrap();
-            raw_lat.push(t.elapsed());
-            let t = Instant::now();
-            let req = async_nats::Request::new()
-                .headers(hand_built_headers(source.as_str()))
-                .payload(Bytes::from_static(PAYLOAD));
-            raw.send_request("sdk.acme.rawce.echo", req).await.unwrap();
-            ce_lat.push(t.elapsed());
-            let t = Instant::now();
-            bus.request(&sdk_subject, envelope(&source)).await.unwrap();
-            sdk_lat.push(t.elapsed());
-        }
-    });
-    raw_lat.sort();
-    ce_lat.sort();
-    sdk_lat.sort();
-    let mut table =
-        String::from("| request-reply (256 B, loopback) | p50 | p99 |\n|---|---:|---:|\n");
-    for (name, lat) in [
-        ("raw async-nats, no headers", &raw_lat),
-        (
-            "raw async-nats, CloudEvents headers by hand both ways",
-            &ce_lat,
-        ),
-        ("sdk request (envelope both ways, checks, serve)", &sdk_lat),
-    ] {
-        table.push_str(&format!(
-            "| {name} | {:?} | {:?} |\n",
-            percentile(lat, 0.5),
-            percentile(lat, 0.99)
-        ));
-    }
-    let p50 = |l: &[Duration]| percentile(l, 0.5).as_secs_f64();
-    table.push_str(&format!(
-        "\np50 ratio sdk / raw no headers: {:.2}; sdk / raw with headers: {:.2}\n",
-        p50(&sdk_lat) / p50(&raw_lat),
-        p50(&sdk_lat) / p50(&ce_lat)
-    ));
-    eprintln!("{table}");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bus-latency.md");
-    let _ = std::fs::write(out, table);
-    drop(server);
-}
-
-fn in_process(c: &mut Criterion) {
-    let rt = runtime();
-    let bus = Bus::in_process(
+    // Codec spans on one messenger and off on another need two telemetries: the
+    // switch is per telemetry.
+    let otel_nocodec = telemetry(Export::Otlp, Some(&sink));
+    otel_nocodec.messaging().set_codec_spans(false);
+    let traced_nocodec = messenger(&side.bus, &source, Some(&otel_nocodec));
+    let in_process = Bus::in_process(
         BusConfig::builder()
             .subscription_capacity(1 << 16)
             .build()
             .unwrap(),
     );
-    let acme = TenantId::new("acme").unwrap();
-    let source = EventSource::new(&acme, "bench", "b-1").unwrap();
-    let subject = acme.scope().event("bench").unwrap();
-    let mut sub = rt
-        .block_on(bus.subscribe(&acme.scope().pattern(&["events", ">"]).unwrap()))
-        .unwrap();
-    rt.spawn(async move { while let Some(Ok(_)) = sub.next().await {} });
-    let mut g = c.benchmark_group("in-process-256B");
-    g.throughput(Throughput::Elements(BATCH));
-    g.measurement_time(Duration::from_secs(3));
-    g.bench_function("sdk envelope publish", |b| {
-        b.to_async(&rt).iter(|| async {
-            for _ in 0..BATCH {
-                bus.publish(&subject, envelope(&source)).await.unwrap();
+    let value: AgentMessage = samples::agent_message();
+
+    // A subscriber drains everything, so the server does real fan-out work; the first
+    // traced message's headers are kept as the template for raw.
+    let (template, _sinks) = rt.block_on(async {
+        let sink = async_nats::connect(url).await.unwrap();
+        let mut sub = sink.subscribe("sdk.acme.events.>").await.unwrap();
+        sink.flush().await.unwrap();
+        side.traced
+            .publish(&subject, "sdk.bench.message", &value)
+            .await
+            .unwrap();
+        let first = sub.next().await.unwrap();
+        let mut template: Vec<(&'static str, String)> = Vec::new();
+        for (name, values) in first.headers.as_ref().unwrap().iter() {
+            let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+            for v in values {
+                template.push((name, v.as_str().to_owned()));
             }
-        })
+        }
+        tokio::spawn(async move { while sub.next().await.is_some() {} });
+        let mut mem = in_process
+            .subscribe(&acme.scope().pattern(&["events", ">"]).unwrap())
+            .await
+            .unwrap();
+        tokio::spawn(async move { while let Some(Ok(_)) = mem.next().await {} });
+        (template, sink)
     });
-    g.finish();
+    let names = [
+        "raw async-nats, no headers",
+        "raw, 8 ce-* headers built by hand (insert &str)",
+        "raw, 8 ce-* headers, cheapest path (static names, owned values)",
+        "sdk envelope publish (8 ce-* headers)",
+        "raw, msgpack encode + the typed publish's headers by hand",
+        "sdk typed publish (Messenger, no telemetry)",
+        "raw, msgpack encode + the traced publish's headers by hand",
+        "raw, msgpack encode + the traced publish's headers, cheapest path",
+        "sdk typed + traced, OTLP export (codec spans on)",
+        "sdk typed + traced, OTLP export, codec spans off",
+        "sdk typed + traced, no exporter (spans built, nothing queued)",
+        "sdk envelope publish, in-process transport",
+    ];
+    // Headers of the untraced typed publish: the traced ones without trace context.
+    let typed_template: Vec<(&'static str, String)> = template
+        .iter()
+        .filter(|(n, _)| !matches!(*n, "traceparent" | "tracestate" | "baggage"))
+        .cloned()
+        .collect();
+    let n_rounds = if quick() { 8 } else { 30 };
+    // Raw publishes to a prepared subject: cloning it costs no allocation.
+    let subj = &async_nats::Subject::from(subject.as_str());
+    let samples = rt.block_on(rounds(&names, n_rounds, |v| {
+        let (side, source, subject, value) = (&side, &source, &subject, &value);
+        let (template, typed_template, traced_nocodec, in_process) =
+            (&template, &typed_template, &traced_nocodec, &in_process);
+        async move {
+            let start = Instant::now();
+            for _ in 0..BATCH {
+                match v {
+                    0 => side
+                        .raw
+                        .publish(subj.clone(), Bytes::from_static(PAYLOAD))
+                        .await
+                        .unwrap(),
+                    1 => side
+                        .raw
+                        .publish_with_headers(
+                            subj.clone(),
+                            hand_built_headers(source.as_str()),
+                            Bytes::from_static(PAYLOAD),
+                        )
+                        .await
+                        .unwrap(),
+                    2 => side
+                        .raw
+                        .publish_with_headers(
+                            subj.clone(),
+                            cheapest_headers(source.as_str()),
+                            Bytes::from_static(PAYLOAD),
+                        )
+                        .await
+                        .unwrap(),
+                    3 => side.bus.publish(subject, envelope(source)).await.unwrap(),
+                    4 | 6 | 7 => {
+                        let body = rmp_serde::to_vec_named(value).unwrap();
+                        let h = match v {
+                            4 => same_headers(typed_template, false),
+                            6 => same_headers(template, false),
+                            _ => same_headers(template, true),
+                        };
+                        side.raw
+                            .publish_with_headers(subj.clone(), h, Bytes::from(body))
+                            .await
+                            .unwrap();
+                    }
+                    5 => side
+                        .typed
+                        .publish(subject, "sdk.bench.message", value)
+                        .await
+                        .unwrap(),
+                    8 => side
+                        .traced
+                        .publish(subject, "sdk.bench.message", value)
+                        .await
+                        .unwrap(),
+                    9 => traced_nocodec
+                        .publish(subject, "sdk.bench.message", value)
+                        .await
+                        .unwrap(),
+                    10 => side
+                        .traced_nothing
+                        .publish(subject, "sdk.bench.message", value)
+                        .await
+                        .unwrap(),
+                    _ => in_process.publish(subject, envelope(source)).await.unwrap(),
+                }
+            }
+            if v == 11 {
+                return start.elapsed();
+            }
+            side.raw.flush().await.unwrap();
+            side.bus.flush().await.unwrap();
+            start.elapsed()
+        }
+    }));
+    let med: Vec<Duration> = samples.into_iter().map(|mut s| median(&mut s)).collect();
+    let tput = |i: usize| BATCH as f64 / med[i].as_secs_f64();
+    report.push_str(&format!(
+        "### Publish, 256 B (typed: `AgentMessage`, MessagePack, {} B), batches of {BATCH} then a flush, {n_rounds} interleaved rounds, median\n\n",
+        rmp_serde::to_vec_named(&value).unwrap().len()
+    ));
+    report.push_str("| # | publish | per message | messages/s | throughput vs |\n|---|---|---:|---:|---|\n");
+    let vs = |i: usize, j: usize| format!("{:.2}× #{j}", tput(i) / tput(j));
+    let refs = [
+        String::from("—"),
+        vs(1, 0),
+        vs(2, 1),
+        format!("{}; {}", vs(3, 1), vs(3, 2)),
+        String::from("—"),
+        vs(5, 4),
+        String::from("—"),
+        vs(7, 6),
+        format!("{}; {}; {}", vs(8, 5), vs(8, 6), vs(8, 7)),
+        format!("{}; {}", vs(9, 5), vs(9, 6)),
+        vs(10, 5),
+        String::from("—"),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        report.push_str(&format!(
+            "| {i} | {name} | {} | {} | {} |\n",
+            fmt_duration(med[i] / BATCH as u32),
+            fmt_rate(tput(i)),
+            refs[i]
+        ));
+    }
+    report.push_str(&format!(
+        "\nHeaders of the traced publish ({}): {}\n\nOTLP export requests the sink received: {}\n\n",
+        template.len(),
+        template
+            .iter()
+            .map(|(n, _)| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        sink.requests()
+    ));
+    drop(otel);
 }
 
-criterion_group!(benches, publish, request_reply, in_process);
-criterion_main!(benches);
+/// Serves on one connection: raw echo, raw echo with the eight `ce-*` headers, the sdk
+/// envelope echo (eight headers back too), typed and traced typed echoes.
+fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
+    let sink = OtlpSink::start();
+    let otel = telemetry(Export::Otlp, Some(&sink));
+    let otel_nothing = telemetry(Export::Nothing, None);
+    let acme = TenantId::new("acme").unwrap();
+    let source = EventSource::new(&acme, "bench", "b-1").unwrap();
+    let config = |tenant: Option<&TenantId>| {
+        let mut b = BusConfig::builder().servers(url);
+        if let Some(t) = tenant {
+            b = b.inbox_tenant(t);
+        }
+        b.build().unwrap()
+    };
+    let (raw, bus, typed, traced, traced_nothing, _services) = rt.block_on(async {
+        let server_raw = async_nats::connect(url).await.unwrap();
+        let mut plain = server_raw.subscribe("sdk.acme.raw.echo").await.unwrap();
+        let responder = server_raw.clone();
+        tokio::spawn(async move {
+            while let Some(m) = plain.next().await {
+                if let Some(reply) = m.reply {
+                    responder.publish(reply, m.payload).await.unwrap();
+                }
+            }
+        });
+        let mut ce = server_raw.subscribe("sdk.acme.rawce.echo").await.unwrap();
+        let responder = server_raw.clone();
+        let reply_uri = source.as_str().to_owned();
+        tokio::spawn(async move {
+            while let Some(m) = ce.next().await {
+                if let Some(reply) = m.reply {
+                    responder
+                        .publish_with_headers(reply, hand_built_headers(&reply_uri), m.payload)
+                        .await
+                        .unwrap();
+                }
+            }
+        });
+        server_raw.flush().await.unwrap();
+
+        let served = Bus::connect(config(None)).await.unwrap();
+        let reply_source = source.clone();
+        let options = || ServeOptions::new().concurrency(64);
+        let s1 = served
+            .serve(
+                &SubjectPattern::new("sdk.acme.sdk.echo").unwrap(),
+                options(),
+                move |d| {
+                    let s = reply_source.clone();
+                    async move {
+                        // The same eight headers the raw responder sends.
+                        Ok(Envelope::builder(&s, "sdk.bench.message")
+                            .content_type("application/msgpack")
+                            .correlation_id("corr-1")
+                            .payload(d.envelope.payload().clone())
+                            .build()
+                            .unwrap())
+                    }
+                },
+            )
+            .await
+            .unwrap();
+        let echo = |m: AgentMessage, _cx: MessageContext| async move {
+            Ok::<_, ServiceFailure>(m)
+        };
+        let s2 = messenger(&served, &source, None)
+            .serve(
+                &SubjectPattern::new("sdk.acme.typed.echo").unwrap(),
+                options(),
+                echo,
+            )
+            .await
+            .unwrap();
+        let s3 = messenger(&served, &source, Some(&otel))
+            .serve(
+                &SubjectPattern::new("sdk.acme.traced.echo").unwrap(),
+                options(),
+                echo,
+            )
+            .await
+            .unwrap();
+        let s4 = messenger(&served, &source, Some(&otel_nothing))
+            .serve(
+                &SubjectPattern::new("sdk.acme.tracednx.echo").unwrap(),
+                options(),
+                echo,
+            )
+            .await
+            .unwrap();
+        served.flush().await.unwrap();
+        // A raw requester's replies must come back to `_INBOX.acme.…`, or the sdk
+        // refuses to answer: the same client serves every raw row.
+        let raw = async_nats::ConnectOptions::new()
+            .custom_inbox_prefix("_INBOX.acme")
+            .connect(url)
+            .await
+            .unwrap();
+        let bus = Bus::connect(config(Some(&acme))).await.unwrap();
+        let typed = messenger(&bus, &source, None);
+        let traced = messenger(&bus, &source, Some(&otel));
+        let traced_nothing = messenger(&bus, &source, Some(&otel_nothing));
+        (raw, bus, typed, traced, traced_nothing, (s1, s2, s3, s4, served))
+    });
+    let sdk_subject = acme.scope().component("sdk", "echo").unwrap();
+    let typed_subject = acme.scope().component("typed", "echo").unwrap();
+    let traced_subject = acme.scope().component("traced", "echo").unwrap();
+    let tracednx_subject = acme.scope().component("tracednx", "echo").unwrap();
+    let value = samples::agent_message();
+    let one = |v: usize| {
+        let (raw, bus, typed, traced, source) = (&raw, &bus, &typed, &traced, &source);
+        let (sdk_subject, typed_subject, traced_subject, value) =
+            (&sdk_subject, &typed_subject, &traced_subject, &value);
+        let (traced_nothing, tracednx_subject) = (&traced_nothing, &tracednx_subject);
+        async move {
+            let t = Instant::now();
+            match v {
+                0 => {
+                    raw.request("sdk.acme.raw.echo", Bytes::from_static(PAYLOAD))
+                        .await
+                        .unwrap();
+                }
+                1 => {
+                    let req = async_nats::Request::new()
+                        .headers(hand_built_headers(source.as_str()))
+                        .payload(Bytes::from_static(PAYLOAD));
+                    raw.send_request("sdk.acme.rawce.echo", req).await.unwrap();
+                }
+                2 => {
+                    bus.request(sdk_subject, envelope(source)).await.unwrap();
+                }
+                3 => {
+                    let _: AgentMessage = typed
+                        .request(typed_subject, "sdk.bench.message", value)
+                        .await
+                        .unwrap();
+                }
+                4 => {
+                    let _: AgentMessage = traced
+                        .request(traced_subject, "sdk.bench.message", value)
+                        .await
+                        .unwrap();
+                }
+                _ => {
+                    let _: AgentMessage = traced_nothing
+                        .request(tracednx_subject, "sdk.bench.message", value)
+                        .await
+                        .unwrap();
+                }
+            }
+            t.elapsed()
+        }
+    };
+    let names = [
+        "raw async-nats, no headers",
+        "raw async-nats, 8 ce-* headers by hand both ways",
+        "sdk request + serve (envelope, 8 ce-* headers both ways, checks)",
+        "sdk typed request + serve (Messenger, MessagePack `AgentMessage`)",
+        "sdk typed + traced request + serve (OTLP export, codec spans on)",
+        "sdk typed + traced request + serve (no exporter: spans and metrics built, nothing queued)",
+    ];
+    // Warm up every path.
+    rt.block_on(async {
+        for v in 0..names.len() {
+            for _ in 0..200 {
+                one(v).await;
+            }
+        }
+    });
+    let n = if quick() { 500 } else { 3000 };
+    let mut lat = rt.block_on(rounds(&names, n, one));
+    for l in &mut lat {
+        l.sort();
+    }
+    let p50 = |i: usize| percentile(&lat[i], 0.5);
+    report.push_str(&format!(
+        "### Request-reply, 1 requester, 256 B, {n} interleaved requests each\n\n| # | request-reply | p50 | p99 | p50 vs |\n|---|---|---:|---:|---|\n"
+    ));
+    let r = |i: usize, j: usize| format!("{:.2}× #{j}", p50(i).as_secs_f64() / p50(j).as_secs_f64());
+    let refs = [
+        "—".to_owned(),
+        r(1, 0),
+        format!("{}; {}", r(2, 1), r(2, 0)),
+        r(3, 2),
+        format!(
+            "{}; telemetry adds {}",
+            r(4, 3),
+            fmt_duration(p50(4).saturating_sub(p50(3)))
+        ),
+        format!(
+            "{}; telemetry adds {}",
+            r(5, 3),
+            fmt_duration(p50(5).saturating_sub(p50(3)))
+        ),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        report.push_str(&format!(
+            "| {i} | {name} | {} | {} | {} |\n",
+            fmt_duration(p50(i)),
+            fmt_duration(percentile(&lat[i], 0.99)),
+            refs[i]
+        ));
+    }
+
+    // 64 requesters at once, each sending its share; rounds rotate the variants.
+    let concurrent = 64usize;
+    let per_task = if quick() { 10 } else { 25 };
+    let c_rounds = if quick() { 3 } else { 8 };
+    let shared = Arc::new((
+        raw.clone(),
+        bus.clone(),
+        typed.clone(),
+        traced.clone(),
+        source.clone(),
+        value.clone(),
+        [
+            sdk_subject.clone(),
+            typed_subject.clone(),
+            traced_subject.clone(),
+            tracednx_subject.clone(),
+        ],
+        traced_nothing.clone(),
+    ));
+    let mut all: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    let mut wall: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    rt.block_on(async {
+        for round in 0..c_rounds {
+            for k in 0..names.len() {
+                let v = (k + round) % names.len();
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..concurrent)
+                    .map(|_| {
+                        let s = Arc::clone(&shared);
+                        tokio::spawn(async move {
+                            let (raw, bus, typed, traced, source, value, subjects, tnx) = &*s;
+                            let mut l = Vec::with_capacity(per_task);
+                            for _ in 0..per_task {
+                                let t = Instant::now();
+                                match v {
+                                    0 => {
+                                        raw.request("sdk.acme.raw.echo", Bytes::from_static(PAYLOAD))
+                                            .await
+                                            .unwrap();
+                                    }
+                                    1 => {
+                                        let req = async_nats::Request::new()
+                                            .headers(hand_built_headers(source.as_str()))
+                                            .payload(Bytes::from_static(PAYLOAD));
+                                        raw.send_request("sdk.acme.rawce.echo", req).await.unwrap();
+                                    }
+                                    2 => {
+                                        bus.request(&subjects[0], envelope(source)).await.unwrap();
+                                    }
+                                    3 => {
+                                        let _: AgentMessage = typed
+                                            .request(&subjects[1], "sdk.bench.message", value)
+                                            .await
+                                            .unwrap();
+                                    }
+                                    4 => {
+                                        let _: AgentMessage = traced
+                                            .request(&subjects[2], "sdk.bench.message", value)
+                                            .await
+                                            .unwrap();
+                                    }
+                                    _ => {
+                                        let _: AgentMessage = tnx
+                                            .request(&subjects[3], "sdk.bench.message", value)
+                                            .await
+                                            .unwrap();
+                                    }
+                                }
+                                l.push(t.elapsed());
+                            }
+                            l
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    all[v].extend(t.await.unwrap());
+                }
+                wall[v].push(start.elapsed());
+            }
+        }
+    });
+    for l in &mut all {
+        l.sort();
+    }
+    let cp50 = |i: usize| percentile(&all[i], 0.5);
+    report.push_str(&format!(
+        "\n### Request-reply, {concurrent} concurrent requesters × {per_task} requests, {c_rounds} interleaved rounds\n\n| # | request-reply | p50 | p99 | requests/s (median round) | p50 vs |\n|---|---|---:|---:|---:|---|\n"
+    ));
+    let cr = |i: usize, j: usize| format!("{:.2}× #{j}", cp50(i).as_secs_f64() / cp50(j).as_secs_f64());
+    let crefs = [
+        "—".to_owned(),
+        cr(1, 0),
+        format!("{}; {}", cr(2, 1), cr(2, 0)),
+        cr(3, 2),
+        format!(
+            "{}; telemetry adds {}",
+            cr(4, 3),
+            fmt_duration(cp50(4).saturating_sub(cp50(3)))
+        ),
+        format!(
+            "{}; telemetry adds {}",
+            cr(5, 3),
+            fmt_duration(cp50(5).saturating_sub(cp50(3)))
+        ),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let m = median(&mut wall[i]);
+        report.push_str(&format!(
+            "| {i} | {name} | {} | {} | {} | {} |\n",
+            fmt_duration(cp50(i)),
+            fmt_duration(percentile(&all[i], 0.99)),
+            fmt_rate((concurrent * per_task) as f64 / m.as_secs_f64()),
+            crefs[i]
+        ));
+    }
+    report.push('\n');
+    drop(otel);
+    drop(otel_nothing);
+}
+
+fn main() {
+    let rt = runtime();
+    let server = NatsServer::start();
+    let url = server.url();
+    let mut report = String::from(
+        "<!-- written by `cargo bench -p sdk-benches --bench bus` -->\n## Bus, one run, interleaved\n\n",
+    );
+    // `SDK_BENCH_SECTION=publish` or `request-reply`: only that one.
+    let section = std::env::var("SDK_BENCH_SECTION").unwrap_or_default();
+    if section.is_empty() || section == "publish" {
+        publish(&rt, &url, &mut report);
+    }
+    if section.is_empty() || section == "request-reply" {
+        request_reply(&rt, &url, &mut report);
+    }
+    write_report("bus", &report);
+    drop(server);
+}

@@ -11,17 +11,27 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
 use sdk_codec::v1::*;
 use sdk_codec::{Codec, Format, Payload, samples};
 
-trait Raw: Payload + prost::Message + Default {}
-impl<T: Payload + prost::Message + Default> Raw for T {}
+trait Raw: Payload + prost::Message + Default + Clone {}
+impl<T: Payload + prost::Message + Default + Clone> Raw for T {}
 
-fn raw_encode<T: Raw>(value: &T, format: Format) -> Vec<u8> {
+/// The raw call into a caller's buffer (appends to `buf`).
+fn raw_encode_into<T: Raw>(value: &T, format: Format, buf: &mut Vec<u8>) {
+    match format {
+        Format::Json => serde_json::to_writer(&mut *buf, value).unwrap(),
+        Format::MessagePack => rmp_serde::encode::write_named(buf, value).unwrap(),
+        _ => value.encode(buf).unwrap(),
+    }
+}
+
+/// The raw call as most code writes it: a fresh `Vec` that grows from empty.
+fn raw_to_vec<T: Raw>(value: &T, format: Format) -> Vec<u8> {
     match format {
         Format::Json => serde_json::to_vec(value).unwrap(),
         Format::MessagePack => rmp_serde::to_vec_named(value).unwrap(),
@@ -43,46 +53,121 @@ fn configure(g: &mut BenchmarkGroup<'_, WallTime>) {
     g.sample_size(30);
 }
 
-fn bench_type<T: Raw>(c: &mut Criterion, name: &str, value: &T) {
+/// 64 different `AgentMessage`s: ids, content from 8 to ~1000 bytes, 0 to 7
+/// metadata entries, every role, with and without reply-to. Encoding cycles through
+/// them, so a buffer sized from the previous encoding is often wrong, as in real
+/// traffic.
+fn varied_agent_messages() -> Vec<AgentMessage> {
+    let words = "vector search recall latency embedding chunk rerank summarise ";
+    (0..64usize)
+        .map(|i| {
+            let mut m = samples::agent_message();
+            m.message_id = format!("m-{i:04}-{}", nuid::next());
+            m.content = words.repeat(17)[..8 + (i * 131) % 1000].to_owned();
+            m.role = i32::try_from(i % 4).unwrap();
+            m.reply_to = if i % 3 == 0 { format!("_INBOX.acme.{i}") } else { String::new() };
+            m.metadata = (0..i % 8).map(|k| (format!("key-{k}"), format!("value-{}", k * i))).collect();
+            m
+        })
+        .collect()
+}
+
+/// Encode and decode of `values` (cycled through, one per iteration) in every format:
+/// `raw` is the bare call with the SDK's buffer policy (capacity = the previous
+/// encoding's size), `raw to_vec` a fresh `Vec` grown from empty; in the `-reuse`
+/// groups, `raw` reuses one `Vec` (`clear()`) and `sdk` is `Codec::encode_into` with
+/// one reused `BytesMut`: the same policy on both sides.
+fn bench_values<T: Raw>(c: &mut Criterion, name: &str, values: &[T]) {
+    let n = values.len();
     for format in Format::ALL {
         let codec = Codec::builder()
             .format(format)
             .compression(None)
             .build()
             .unwrap();
-        let encoded = codec.encode(value).unwrap();
-        let meta = encoded.meta();
-        let bytes = encoded.bytes.clone();
+        let encoded: Vec<_> = values.iter().map(|v| codec.encode(v).unwrap()).collect();
 
         let mut g = c.benchmark_group(format!("encode/{name}/{}", format.name()));
         configure(&mut g);
-        g.bench_function("raw", |b| b.iter(|| raw_encode(black_box(value), format)));
+        g.bench_function("raw", |b| {
+            let (mut i, mut last) = (0, 256);
+            b.iter(|| {
+                i = (i + 1) % n;
+                let cap = if format == Format::Protobuf { 0 } else { last };
+                let mut buf = Vec::with_capacity(cap);
+                raw_encode_into(black_box(&values[i]), format, &mut buf);
+                last = buf.len().max(64);
+                Bytes::from(buf)
+            })
+        });
+        g.bench_function("raw to_vec", |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % n;
+                raw_to_vec(black_box(&values[i]), format)
+            })
+        });
         g.bench_function("sdk", |b| {
-            b.iter(|| codec.encode(black_box(value)).unwrap())
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % n;
+                codec.encode(black_box(&values[i])).unwrap()
+            })
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("encode-reuse/{name}/{}", format.name()));
+        configure(&mut g);
+        g.bench_function("raw", |b| {
+            let (mut i, mut buf) = (0, Vec::new());
+            b.iter(|| {
+                i = (i + 1) % n;
+                buf.clear();
+                raw_encode_into(black_box(&values[i]), format, &mut buf);
+                black_box(buf.len())
+            })
+        });
+        g.bench_function("sdk", |b| {
+            let (mut i, mut buf) = (0, BytesMut::new());
+            b.iter(|| {
+                i = (i + 1) % n;
+                let e = codec.encode_into(black_box(&values[i]), format, &mut buf).unwrap();
+                black_box(e.bytes.len())
+            })
         });
         g.finish();
 
         let mut g = c.benchmark_group(format!("decode/{name}/{}", format.name()));
         configure(&mut g);
         g.bench_function("raw", |b| {
-            b.iter(|| raw_decode::<T>(black_box(&bytes), format))
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % n;
+                raw_decode::<T>(black_box(&encoded[i].bytes), format)
+            })
         });
         g.bench_function("sdk", |b| {
-            b.iter(|| codec.decode::<T>(black_box(bytes.clone()), &meta).unwrap())
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % n;
+                let e = &encoded[i];
+                codec.decode::<T>(black_box(e.bytes.clone()), &e.meta()).unwrap()
+            })
         });
         g.finish();
     }
 }
 
 fn all_types(c: &mut Criterion) {
-    bench_type(c, "AgentMessage", &samples::agent_message());
-    bench_type(c, "AgentTask", &samples::agent_task());
-    bench_type(c, "TaskResult", &samples::task_result());
-    bench_type(c, "EventMessage", &samples::event_message());
-    bench_type(c, "Document", &samples::document());
-    bench_type(c, "DocumentChunk-1536", &samples::document_chunk(1536));
-    bench_type(c, "StatusUpdate", &samples::status_update());
-    bench_type(c, "ErrorInfo", &samples::error_info());
+    bench_values(c, "AgentMessage-x64", &varied_agent_messages());
+    bench_values(c, "AgentMessage", &[samples::agent_message()]);
+    bench_values(c, "AgentTask", &[samples::agent_task()]);
+    bench_values(c, "TaskResult", &[samples::task_result()]);
+    bench_values(c, "EventMessage", &[samples::event_message()]);
+    bench_values(c, "Document", &[samples::document()]);
+    bench_values(c, "DocumentChunk-1536", &[samples::document_chunk(1536)]);
+    bench_values(c, "StatusUpdate", &[samples::status_update()]);
+    bench_values(c, "ErrorInfo", &[samples::error_info()]);
 }
 
 fn validation_cost(c: &mut Criterion) {

@@ -1,4 +1,10 @@
-//! Shared setup of the criterion benchmarks in `benches/`.
+//! Shared setup of the benchmarks in `benches/`: the payload, the runtime, the
+//! CloudEvents headers a careful raw user builds by hand, a counting allocator,
+//! percentiles, and the report files the network benches write.
+
+pub mod alloc_count;
+
+use std::time::Duration;
 
 /// The payload every bus and JetStream benchmark sends: 256 bytes.
 pub const PAYLOAD: &[u8] = &[b'x'; 256];
@@ -14,4 +20,223 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// The `p`-quantile (0.0..=1.0) of `sorted`, nearest rank. `Duration::ZERO` when empty.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The median of `samples` (sorted in place).
+pub fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    percentile(samples, 0.5)
+}
+
+/// A duration for a table: ns, µs or ms with two decimals.
+pub fn fmt_duration(d: Duration) -> String {
+    let ns = d.as_secs_f64() * 1e9;
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+/// A rate for a table: messages per second, with K or M.
+pub fn fmt_rate(per_second: f64) -> String {
+    if per_second >= 1e6 {
+        format!("{:.2} M/s", per_second / 1e6)
+    } else if per_second >= 1e3 {
+        format!("{:.0} K/s", per_second / 1e3)
+    } else {
+        format!("{per_second:.0}/s")
+    }
+}
+
+/// Where the network benches write their tables: `target/bench-reports/<name>.md`
+/// under the workspace (not the cargo target dir, which may live elsewhere).
+pub fn write_report(name: &str, text: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-reports");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{name}.md")), text);
+    eprintln!("{text}");
+}
+
+/// Whether cargo asked for a quick pass (`cargo bench -- --quick`): fewer rounds.
+pub fn quick() -> bool {
+    std::env::args().any(|a| a == "--quick") || std::env::var_os("SDK_BENCH_QUICK").is_some()
+}
+
+/// The CloudEvents header names of the contract, for raw users who build them by hand.
+pub mod ce {
+    /// `ce-specversion`.
+    pub const SPEC_VERSION: &str = "ce-specversion";
+    /// `ce-id`.
+    pub const ID: &str = "ce-id";
+    /// `ce-source`.
+    pub const SOURCE: &str = "ce-source";
+    /// `ce-type`.
+    pub const TYPE: &str = "ce-type";
+    /// `ce-time`.
+    pub const TIME: &str = "ce-time";
+    /// `ce-tenantid`.
+    pub const TENANT_ID: &str = "ce-tenantid";
+    /// `ce-datacontenttype`.
+    pub const DATA_CONTENT_TYPE: &str = "ce-datacontenttype";
+    /// `ce-correlationid`.
+    pub const CORRELATION_ID: &str = "ce-correlationid";
+}
+
+/// The eight CloudEvents headers a careful raw user builds by hand for each message,
+/// the way async-nats' documentation shows it (`insert(&str, &str)`): each name and
+/// value is parsed and copied.
+pub fn hand_built_headers(source: &str) -> async_nats::HeaderMap {
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(ce::SPEC_VERSION, "1.0");
+    h.insert(ce::ID, nuid::next().as_str());
+    h.insert(ce::SOURCE, source);
+    h.insert(ce::TYPE, "sdk.bench.message");
+    h.insert(ce::TIME, sdk_bus::new_time().as_str());
+    h.insert(ce::TENANT_ID, "acme");
+    h.insert(ce::DATA_CONTENT_TYPE, "application/msgpack");
+    h.insert(ce::CORRELATION_ID, "corr-1");
+    h
+}
+
+/// The same eight headers through async-nats' cheapest public path: names from
+/// `HeaderName::from_static` (no parse, no copy), values moved in from owned
+/// `String`s (no copy), `append` (no search for an existing name).
+pub fn cheapest_headers(source: &str) -> async_nats::HeaderMap {
+    use async_nats::header::{HeaderName, HeaderValue};
+    let mut h = async_nats::HeaderMap::new();
+    let mut put = |name: &'static str, value: String| {
+        h.append(HeaderName::from_static(name), HeaderValue::from(value));
+    };
+    put(ce::SPEC_VERSION, "1.0".to_owned());
+    put(ce::ID, nuid::next().to_string());
+    put(ce::SOURCE, source.to_owned());
+    put(ce::TYPE, "sdk.bench.message".to_owned());
+    put(ce::TIME, sdk_bus::new_time());
+    put(ce::TENANT_ID, "acme".to_owned());
+    put(ce::DATA_CONTENT_TYPE, "application/msgpack".to_owned());
+    put(ce::CORRELATION_ID, "corr-1".to_owned());
+    h
+}
+
+/// How a traced bench exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    /// Spans and metrics built on the caller's thread, but no span processor and no
+    /// metric reader: nothing is queued or exported.
+    Nothing,
+    /// The production set-up: a batch span processor and a periodic metric reader,
+    /// exporting OTLP over HTTP to [`OtlpSink`] on this machine, which reads each
+    /// request and answers 200 without looking at it. The export work (protobuf
+    /// encoding, HTTP) runs on the exporter's threads, on the same two cores.
+    Otlp,
+}
+
+/// A telemetry with `export`, not installed globally, logs off.
+///
+/// # Panics
+/// When the telemetry cannot be built.
+#[allow(clippy::expect_used)]
+pub fn telemetry(export: Export, sink: Option<&OtlpSink>) -> sdk_telemetry::Telemetry {
+    use sdk_telemetry::{Exporter, LogFormat, Protocol, TelemetryConfig};
+    let mut b = TelemetryConfig::builder("bench")
+        .install_global(false)
+        .log_format(LogFormat::Off)
+        .metric_interval(Duration::from_secs(5));
+    b = match (export, sink) {
+        (Export::Otlp, Some(sink)) => b
+            .otlp(&sink.endpoint(), Protocol::HttpProtobuf)
+            .exporters(Exporter::Otlp, Exporter::Otlp, Exporter::None),
+        _ => b.exporters(Exporter::None, Exporter::None, Exporter::None),
+    };
+    sdk_telemetry::Telemetry::init(b.build().expect("telemetry config")).expect("telemetry")
+}
+
+/// An OTLP/HTTP endpoint that accepts every export and discards it: the cost of
+/// exporting stays in the process, the collector's own cost does not come in.
+#[derive(Debug)]
+pub struct OtlpSink {
+    port: u16,
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl OtlpSink {
+    /// Listens on a free loopback port, one thread per connection.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    #[allow(clippy::expect_used)]
+    pub fn start() -> OtlpSink {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = std::sync::Arc::clone(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let count = std::sync::Arc::clone(&count);
+                std::thread::spawn(move || {
+                    let Ok(mut out) = stream.try_clone() else {
+                        return;
+                    };
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some((k, v)) = line.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                        if out.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        OtlpSink { port, received }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Export requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
