@@ -265,7 +265,11 @@ fn main() {
                         [&mut tr, &mut ts][side].push(start.elapsed());
                     }
                 }
-                let n = if quick { 50 } else { 300.min(20_000_000 / size.max(1)).max(40) };
+                let n = if quick {
+                    50
+                } else {
+                    300.min(20_000_000 / size.max(1)).max(40)
+                };
                 for k in 0..n {
                     for side in [k % 2, 1 - k % 2] {
                         let t = Instant::now();
@@ -337,7 +341,11 @@ fn main() {
     let levels = [1usize, 8, 64, 256];
     for conc in levels {
         eprintln!("curves: {conc} requesters");
-        let per = if quick { 4 } else { (2000 / conc).clamp(8, 400) };
+        let per = if quick {
+            4
+        } else {
+            (2000 / conc).clamp(8, 400)
+        };
         let (mut lr, mut ls) = (Vec::new(), Vec::new());
         let (mut wr, mut ws) = (Vec::new(), Vec::new());
         rt.block_on(async {
@@ -362,13 +370,14 @@ fn main() {
                                         let req = async_nats::Request::new()
                                             .headers(headers(&src))
                                             .payload(payload.clone());
-                                        raw.send_request("sdk.acme.rawce.echo", req)
-                                            .await
-                                            .unwrap();
+                                        raw.send_request("sdk.acme.rawce.echo", req).await.unwrap();
                                     } else {
-                                        bus.request(&sdk_subject, envelope(&source, payload.clone()))
-                                            .await
-                                            .unwrap();
+                                        bus.request(
+                                            &sdk_subject,
+                                            envelope(&source, payload.clone()),
+                                        )
+                                        .await
+                                        .unwrap();
                                     }
                                     l.push(t.elapsed());
                                 }
@@ -454,7 +463,8 @@ fn main() {
                     for _ in 0..k {
                         let (left, done) = (Arc::clone(&left), Arc::clone(&done));
                         if side == 0 {
-                            let mut sub = subs_conn.subscribe(fan_subject.to_string()).await.unwrap();
+                            let mut sub =
+                                subs_conn.subscribe(fan_subject.to_string()).await.unwrap();
                             tasks.push(tokio::spawn(async move {
                                 for _ in 0..msgs {
                                     std::hint::black_box(sub.next().await.unwrap());
@@ -616,7 +626,11 @@ fn main() {
     let windows = [1usize, 16, 256, 1024];
     for w in windows {
         eprintln!("curves: window {w}");
-        let msgs = if quick { 200 } else { (200 * w).clamp(500, 4000) };
+        let msgs = if quick {
+            200
+        } else {
+            (200 * w).clamp(500, 4000)
+        };
         let (mut wr, mut ws) = (Vec::new(), Vec::new());
         rt.block_on(async {
             for r in 0..rounds + 1 {

@@ -317,7 +317,10 @@ mod tests {
         let mut names: Vec<&str> = h.iter().map(|(k, _)| k).collect();
         names.sort_unstable();
         assert_eq!(names, ["Ce-Type", "ce-id", "x-custom"]);
-        assert!(matches!(h.entries.iter().find(|(k, _)| k == "ce-id"), Some((Cow::Borrowed(_), _))));
+        assert!(matches!(
+            h.entries.iter().find(|(k, _)| k == "ce-id"),
+            Some((Cow::Borrowed(_), _))
+        ));
     }
 
     #[test]

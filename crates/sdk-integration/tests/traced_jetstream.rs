@@ -182,7 +182,10 @@ async fn a_durable_task_and_its_redelivery_are_one_trace_with_settle_outcomes() 
         .expect("the poison message's process span");
     assert_eq!(poison.attributes["error.type"], "dead_letter");
     assert_eq!(poison.status, "STATUS_CODE_ERROR");
-    assert_eq!(flaky[1].status, "STATUS_CODE_UNSET", "the acked delivery is not an error");
+    assert_eq!(
+        flaky[1].status, "STATUS_CODE_UNSET",
+        "the acked delivery is not an error"
+    );
 
     // The metrics: sent, consumed, settled by outcome, process duration, dead letters.
     let settled = collector.wait_for(WAIT, "the settled counter with all outcomes", |r| {

@@ -197,11 +197,19 @@ async fn codec_spans_switch_off_and_wildcard_services_keep_a_fixed_span_name() {
         .collect();
     let decodes = received.spans_named("decode urn:sdk:schema:sdk.v1.AgentTask:v1");
     assert_eq!(decodes.len(), 3, "codec spans stop when switched off");
-    assert!(decodes.iter().all(|d| process_ids.contains(&d.parent_id.as_str())));
+    assert!(
+        decodes
+            .iter()
+            .all(|d| process_ids.contains(&d.parent_id.as_str()))
+    );
     assert_eq!(decodes[0].attributes["sdk.codec.format"], "json");
     let encodes = received.spans_named("encode urn:sdk:schema:sdk.v1.TaskResult:v1");
     assert_eq!(encodes.len(), 3);
-    assert!(encodes.iter().all(|e| process_ids.contains(&e.parent_id.as_str())));
+    assert!(
+        encodes
+            .iter()
+            .all(|e| process_ids.contains(&e.parent_id.as_str()))
+    );
     let request_ids: Vec<&str> = received
         .spans
         .iter()
@@ -210,9 +218,15 @@ async fn codec_spans_switch_off_and_wildcard_services_keep_a_fixed_span_name() {
         .collect();
     let reply_decodes = received.spans_named("decode urn:sdk:schema:sdk.v1.TaskResult:v1");
     assert_eq!(reply_decodes.len(), 3);
-    assert!(reply_decodes.iter().all(|d| request_ids.contains(&d.parent_id.as_str())));
     assert!(
-        received.spans_named("encode urn:sdk:schema:sdk.v1.AgentTask:v1").is_empty(),
+        reply_decodes
+            .iter()
+            .all(|d| request_ids.contains(&d.parent_id.as_str()))
+    );
+    assert!(
+        received
+            .spans_named("encode urn:sdk:schema:sdk.v1.AgentTask:v1")
+            .is_empty(),
         "no codec span outside a trace"
     );
     let size = collector.wait_for(Duration::from_secs(15), "the codec size metric", |r| {
