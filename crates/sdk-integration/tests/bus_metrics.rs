@@ -121,6 +121,24 @@ async fn reconnects_slow_consumers_and_refusals_become_metrics() {
                 .cloned()
         });
     }
+    // Every counter of the wire contract is exported, whether or not it moved.
+    let all = [
+        "sdk.messaging.reconnects",
+        "sdk.messaging.slow_consumer.drops",
+        "sdk.messaging.dead_letters",
+        "sdk.messaging.dead_letter.failures",
+        "sdk.messaging.permission_violations",
+        "sdk.messaging.settle.failures",
+        "sdk.messaging.ack.failures",
+        "sdk.messaging.replies.refused",
+        "sdk.messaging.rejected",
+        "sdk.messaging.header.failures",
+        "sdk.messaging.handler.timeouts",
+        "sdk.messaging.overloaded",
+    ];
+    collector.wait_for(WAIT, "every bus counter", |r| {
+        all.iter().all(|n| r.last_metric(n).is_some()).then_some(())
+    });
     telemetry.shutdown(Duration::from_secs(10)).unwrap();
     drop(server);
 }

@@ -203,6 +203,7 @@ async fn a_durable_task_and_its_redelivery_are_one_trace_with_settle_outcomes() 
     );
     for name in [
         "messaging.client.sent.messages",
+        "messaging.client.operation.duration",
         "messaging.client.consumed.messages",
         "messaging.process.duration",
         "sdk.codec.duration",
