@@ -126,14 +126,20 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     0
 }
 
-/// Tests in this binary run on several threads; a measurement holds this lock so
-/// that only one test allocates much at a time. Other threads (the harness) add a
-/// little noise, far below the bounds asserted.
-static MEASURE: Mutex<()> = Mutex::new(());
+/// Tests in this binary run on several threads, and the counter sees every thread:
+/// each test holds this lock for its whole body, so no other test allocates (a
+/// compressor's 8 MiB window, say) while one measures. The harness's own threads add
+/// a little noise, far below the bounds asserted.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs the calling test alone among this binary's tests.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The peak of live heap bytes while `f` runs, above the live bytes when it started.
+/// The caller holds [`alone`].
 fn peak_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let _one = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
     let base = LIVE.load(Ordering::SeqCst);
     PEAK.store(base, Ordering::SeqCst);
     let result = f();
@@ -210,6 +216,7 @@ const BOUND: usize = 4 * LIMIT;
 
 #[test]
 fn the_counter_sees_zstds_own_window_allocation() {
+    let _alone = alone();
     // Honesty check for the measurement: a frame whose 1 MiB window is allowed must
     // show that window in the peak, though it holds two bytes.
     let codec = codec();
@@ -224,6 +231,7 @@ fn the_counter_sees_zstds_own_window_allocation() {
 
 #[test]
 fn a_frame_declaring_a_128_mib_window_is_refused_without_allocating_it() {
+    let _alone = alone();
     let codec = codec();
     let bytes = frame(27, b"{}");
     assert!(bytes.len() < 20);
@@ -255,6 +263,7 @@ fn a_frame_declaring_a_128_mib_window_is_refused_without_allocating_it() {
 
 #[test]
 fn a_frame_declaring_a_2_gib_window_is_refused_by_the_same_rule() {
+    let _alone = alone();
     let codec = codec();
     let bytes = frame(31, b"{}");
     let (result, peak) = peak_during(|| decode(&codec, &bytes));
@@ -269,6 +278,7 @@ fn a_frame_declaring_a_2_gib_window_is_refused_by_the_same_rule() {
 
 #[test]
 fn a_single_segment_frame_declaring_100_mib_is_refused() {
+    let _alone = alone();
     let codec = codec();
     let bytes = single_segment_frame(100 * MIB as u32, b"{}");
     let (result, peak) = peak_during(|| decode(&codec, &bytes));
@@ -283,6 +293,7 @@ fn a_single_segment_frame_declaring_100_mib_is_refused() {
 
 #[test]
 fn a_huge_window_in_a_second_frame_is_refused_too() {
+    let _alone = alone();
     let codec = codec();
     let mut bytes = frame(12, b"{\"text\":");
     bytes.extend_from_slice(&frame(27, b"\"x\"}"));
@@ -302,6 +313,7 @@ fn a_huge_window_in_a_second_frame_is_refused_too() {
 
 #[test]
 fn legacy_zstd_frames_are_refused_before_they_allocate() {
+    let _alone = alone();
     // The legacy decoders (zstd v0.1 to v0.7 formats) ignore the window limit.
     let codec = codec();
     let bytes = legacy_v07_frame(b"{}");
@@ -319,6 +331,7 @@ fn legacy_zstd_frames_are_refused_before_they_allocate() {
 
 #[test]
 fn the_default_limit_still_reads_frames_from_ordinary_streaming_compressors() {
+    let _alone = alone();
     // zstd's command line at level 19, streaming (no content size): an 8 MiB window,
     // within the default 16 MiB limit.
     use std::io::Write as _;

@@ -36,14 +36,25 @@ impl DevStack {
     /// Starts `scripts/dev` with `SDK_DEV_COLLECTOR_VERBOSITY=detailed`, and waits
     /// until it has printed its variables.
     pub fn start() -> DevStack {
-        let mut child = Command::new("bash")
-            .arg(DevStack::script())
+        let mut cmd = Command::new("bash");
+        cmd.arg(DevStack::script())
             .env("SDK_DEV_COLLECTOR_VERBOSITY", "detailed")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn scripts/dev");
+            .stderr(Stdio::inherit());
+        // A test runner started in the background inherits SIGINT ignored, and bash
+        // cannot trap a signal ignored at entry: reset it, so the script sees Ctrl-C
+        // as it would from a terminal.
+        // SAFETY: signal(2) is async-signal-safe, and this runs in the child between
+        // fork and exec, touching no memory of the parent.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("spawn scripts/dev");
         let lines = Arc::new(Mutex::new(Vec::new()));
         if let Some(out) = child.stdout.take() {
             let lines = Arc::clone(&lines);
