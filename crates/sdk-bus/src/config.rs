@@ -535,8 +535,9 @@ impl BusConfigBuilder {
         self.config.drain_timeout = timeout;
         self
     }
-    /// Use `_INBOX.<tenant>` as the reply-inbox prefix, so request-reply works under
-    /// per-tenant permissions (`sdk.<t>.>` plus `_INBOX.<t>.>`).
+    /// This connection's own inbox, `_INBOX.<tenant>`: its readiness probes go there.
+    /// A shared service sets its own name, which its permissions allow. Requests need
+    /// no setting: each uses the inbox of its subject's tenant.
     pub fn inbox_tenant(mut self, tenant: &TenantId) -> Self {
         self.config.inbox_tenant = Some(tenant.clone());
         self
