@@ -215,17 +215,50 @@ impl Headers {
     }
 
     pub(crate) fn from_nats(map: Option<&async_nats::HeaderMap>) -> Headers {
-        let mut headers = Headers::new();
-        if let Some(map) = map {
-            for (name, values) in map.iter() {
-                for value in values {
-                    headers
-                        .entries
-                        .push((Cow::Owned(name.to_string()), value.as_str().to_owned()));
-                }
+        let Some(map) = map else {
+            return Headers::new();
+        };
+        // Room for every name once, plus trace context added on the way out.
+        let mut headers = Headers::with_capacity(map.len() + 2);
+        for (name, values) in map.iter() {
+            let name = known_name(name.as_ref());
+            for value in values {
+                headers
+                    .entries
+                    .push((name.clone(), value.as_str().to_owned()));
             }
         }
         headers
+    }
+}
+
+/// Names every SDK message carries, so a received one borrows the constant instead of
+/// copying the name (async-nats keeps the name as sent: an exact match is the fast
+/// path, anything else is copied as before).
+const KNOWN_NAMES: [&str; 17] = [
+    crate::names::SPEC_VERSION,
+    crate::names::ID,
+    crate::names::SOURCE,
+    crate::names::TYPE,
+    crate::names::TIME,
+    crate::names::DATA_CONTENT_TYPE,
+    crate::names::DATA_SCHEMA,
+    crate::names::SUBJECT,
+    crate::names::TENANT_ID,
+    crate::names::CORRELATION_ID,
+    crate::names::CAUSATION_ID,
+    crate::names::CONTENT_ENCODING,
+    crate::names::NATS_MSG_ID,
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "accept",
+];
+
+fn known_name(name: &str) -> Cow<'static, str> {
+    match KNOWN_NAMES.iter().find(|k| **k == name) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(name.to_owned()),
     }
 }
 
@@ -256,6 +289,25 @@ mod tests {
         assert!(h.insert("", "x").is_err());
         assert!(h.insert("x:y", "x").is_err());
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn received_names_keep_their_spelling_whether_known_or_not() {
+        let mut map = async_nats::HeaderMap::new();
+        map.insert("ce-id", "1");
+        map.insert("Ce-Type", "t");
+        map.insert("x-custom", "v");
+        let h = Headers::from_nats(Some(&map));
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.get("CE-ID"), Some("1"));
+        assert_eq!(h.get("ce-type"), Some("t"));
+        let mut names: Vec<&str> = h.iter().map(|(k, _)| k).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["Ce-Type", "ce-id", "x-custom"]);
+        assert!(matches!(
+            h.entries.iter().find(|(k, _)| k == "ce-id"),
+            Some((Cow::Borrowed(_), _))
+        ));
     }
 
     #[test]
