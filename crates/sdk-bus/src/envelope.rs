@@ -197,10 +197,15 @@ impl Envelope {
         Ok(Envelope { headers, payload })
     }
 
-    /// The same headers, without the payload.
+    /// What an error reply to this request reads (`ce-id`, `ce-tenantid`,
+    /// `ce-correlationid`: see `settle::error_headers`), without the payload or any
+    /// other header: kept for every request while its handler runs, so it copies no
+    /// more than that.
     pub(crate) fn attributes_only(&self) -> Envelope {
         Envelope {
-            headers: self.headers.clone(),
+            headers: self
+                .headers
+                .only(&[names::ID, names::TENANT_ID, names::CORRELATION_ID]),
             payload: Bytes::new(),
         }
     }

@@ -138,6 +138,19 @@ impl Headers {
             .push((Cow::Owned(name.to_owned()), value.to_owned()));
     }
 
+    /// Only the headers named in `names` (any case), in order; constant names are
+    /// shared, not copied.
+    pub(crate) fn only(&self, names: &[&str]) -> Headers {
+        Headers {
+            entries: self
+                .entries
+                .iter()
+                .filter(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The first value of `name`, matched case-insensitively.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.entries
