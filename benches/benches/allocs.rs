@@ -218,7 +218,9 @@ fn main() {
             "raw, no headers",
             count(n, |k| async move {
                 for _ in 0..k {
-                    r.publish(subj.clone(), Bytes::from_static(PAYLOAD)).await.unwrap();
+                    r.publish(subj.clone(), Bytes::from_static(PAYLOAD))
+                        .await
+                        .unwrap();
                 }
                 flush(r.clone()).await;
             })
@@ -228,9 +230,13 @@ fn main() {
             "raw, 8 `ce-*` headers by hand",
             count(n, |k| async move {
                 for _ in 0..k {
-                    r.publish_with_headers(subj.clone(), hand_built_headers(src), Bytes::from_static(PAYLOAD))
-                        .await
-                        .unwrap();
+                    r.publish_with_headers(
+                        subj.clone(),
+                        hand_built_headers(src),
+                        Bytes::from_static(PAYLOAD),
+                    )
+                    .await
+                    .unwrap();
                 }
                 flush(r.clone()).await;
             })
@@ -240,9 +246,13 @@ fn main() {
             "raw, 8 `ce-*` headers, cheapest path",
             count(n, |k| async move {
                 for _ in 0..k {
-                    r.publish_with_headers(subj.clone(), cheapest_headers(src), Bytes::from_static(PAYLOAD))
-                        .await
-                        .unwrap();
+                    r.publish_with_headers(
+                        subj.clone(),
+                        cheapest_headers(src),
+                        Bytes::from_static(PAYLOAD),
+                    )
+                    .await
+                    .unwrap();
                 }
                 flush(r.clone()).await;
             })
@@ -264,9 +274,13 @@ fn main() {
             count(n, |k| async move {
                 for _ in 0..k {
                     let body = rmp_serde::to_vec_named(v).unwrap();
-                    r.publish_with_headers(subj.clone(), hand_built_headers(src), Bytes::from(body))
-                        .await
-                        .unwrap();
+                    r.publish_with_headers(
+                        subj.clone(),
+                        hand_built_headers(src),
+                        Bytes::from(body),
+                    )
+                    .await
+                    .unwrap();
                 }
                 flush(r.clone()).await;
             })
@@ -306,7 +320,9 @@ fn main() {
         );
         otel.messaging().set_codec_spans(true);
 
-        t.section("Subscribe and receive (typed, traced messages from a publisher in another process)");
+        t.section(
+            "Subscribe and receive (typed, traced messages from a publisher in another process)",
+        );
         let exe = std::env::current_exe().unwrap();
         for variant in 0..5 {
             let sub_subject = acme.scope().event(&format!("sub{variant}")).unwrap();
@@ -445,8 +461,7 @@ fn main() {
             )
             .await
             .unwrap();
-        let echo =
-            |m: AgentMessage, _cx: MessageContext| async move { Ok::<_, ServiceFailure>(m) };
+        let echo = |m: AgentMessage, _cx: MessageContext| async move { Ok::<_, ServiceFailure>(m) };
         let _s2 = messenger(&served, &source, None)
             .serve(
                 &SubjectPattern::new("sdk.acme.typed.echo").unwrap(),

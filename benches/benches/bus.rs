@@ -295,7 +295,9 @@ fn publish(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
         "### Publish, 256 B (typed: `AgentMessage`, MessagePack, {} B), batches of {BATCH} then a flush, {n_rounds} interleaved rounds, median\n\n",
         rmp_serde::to_vec_named(&value).unwrap().len()
     ));
-    report.push_str("| # | publish | per message | messages/s | throughput vs |\n|---|---|---:|---:|---|\n");
+    report.push_str(
+        "| # | publish | per message | messages/s | throughput vs |\n|---|---|---:|---:|---|\n",
+    );
     let vs = |i: usize, j: usize| format!("{:.2}× #{j}", tput(i) / tput(j));
     let refs = [
         String::from("—"),
@@ -395,9 +397,7 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
             )
             .await
             .unwrap();
-        let echo = |m: AgentMessage, _cx: MessageContext| async move {
-            Ok::<_, ServiceFailure>(m)
-        };
+        let echo = |m: AgentMessage, _cx: MessageContext| async move { Ok::<_, ServiceFailure>(m) };
         let s2 = messenger(&served, &source, None)
             .serve(
                 &SubjectPattern::new("sdk.acme.typed.echo").unwrap(),
@@ -434,7 +434,14 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
         let typed = messenger(&bus, &source, None);
         let traced = messenger(&bus, &source, Some(&otel));
         let traced_nothing = messenger(&bus, &source, Some(&otel_nothing));
-        (raw, bus, typed, traced, traced_nothing, (s1, s2, s3, s4, served))
+        (
+            raw,
+            bus,
+            typed,
+            traced,
+            traced_nothing,
+            (s1, s2, s3, s4, served),
+        )
     });
     let sdk_subject = acme.scope().component("sdk", "echo").unwrap();
     let typed_subject = acme.scope().component("typed", "echo").unwrap();
@@ -510,7 +517,8 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
     report.push_str(&format!(
         "### Request-reply, 1 requester, 256 B, {n} interleaved requests each\n\n| # | request-reply | p50 | p99 | p50 vs |\n|---|---|---:|---:|---|\n"
     ));
-    let r = |i: usize, j: usize| format!("{:.2}× #{j}", p50(i).as_secs_f64() / p50(j).as_secs_f64());
+    let r =
+        |i: usize, j: usize| format!("{:.2}× #{j}", p50(i).as_secs_f64() / p50(j).as_secs_f64());
     let refs = [
         "—".to_owned(),
         r(1, 0),
@@ -572,9 +580,12 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
                                 let t = Instant::now();
                                 match v {
                                     0 => {
-                                        raw.request("sdk.acme.raw.echo", Bytes::from_static(PAYLOAD))
-                                            .await
-                                            .unwrap();
+                                        raw.request(
+                                            "sdk.acme.raw.echo",
+                                            Bytes::from_static(PAYLOAD),
+                                        )
+                                        .await
+                                        .unwrap();
                                     }
                                     1 => {
                                         let req = async_nats::Request::new()
@@ -624,7 +635,8 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
     report.push_str(&format!(
         "\n### Request-reply, {concurrent} concurrent requesters × {per_task} requests, {c_rounds} interleaved rounds\n\n| # | request-reply | p50 | p99 | requests/s (median round) | p50 vs |\n|---|---|---:|---:|---:|---|\n"
     ));
-    let cr = |i: usize, j: usize| format!("{:.2}× #{j}", cp50(i).as_secs_f64() / cp50(j).as_secs_f64());
+    let cr =
+        |i: usize, j: usize| format!("{:.2}× #{j}", cp50(i).as_secs_f64() / cp50(j).as_secs_f64());
     let crefs = [
         "—".to_owned(),
         cr(1, 0),

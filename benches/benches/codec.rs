@@ -65,8 +65,14 @@ fn varied_agent_messages() -> Vec<AgentMessage> {
             m.message_id = format!("m-{i:04}-{}", nuid::next());
             m.content = words.repeat(17)[..8 + (i * 131) % 1000].to_owned();
             m.role = i32::try_from(i % 4).unwrap();
-            m.reply_to = if i % 3 == 0 { format!("_INBOX.acme.{i}") } else { String::new() };
-            m.metadata = (0..i % 8).map(|k| (format!("key-{k}"), format!("value-{}", k * i))).collect();
+            m.reply_to = if i % 3 == 0 {
+                format!("_INBOX.acme.{i}")
+            } else {
+                String::new()
+            };
+            m.metadata = (0..i % 8)
+                .map(|k| (format!("key-{k}"), format!("value-{}", k * i)))
+                .collect();
             m
         })
         .collect()
@@ -93,7 +99,12 @@ fn bench_values<T: Raw>(c: &mut Criterion, name: &str, values: &[T]) {
             let (mut i, mut last) = (0, 256);
             b.iter(|| {
                 i = (i + 1) % n;
-                let cap = if format == Format::Protobuf { 0 } else { last };
+                // Protobuf: the exact size, as `encode_to_vec` and the sdk do.
+                let cap = if format == Format::Protobuf {
+                    prost::Message::encoded_len(&values[i])
+                } else {
+                    last
+                };
                 let mut buf = Vec::with_capacity(cap);
                 raw_encode_into(black_box(&values[i]), format, &mut buf);
                 last = buf.len().max(64);
@@ -131,7 +142,9 @@ fn bench_values<T: Raw>(c: &mut Criterion, name: &str, values: &[T]) {
             let (mut i, mut buf) = (0, BytesMut::new());
             b.iter(|| {
                 i = (i + 1) % n;
-                let e = codec.encode_into(black_box(&values[i]), format, &mut buf).unwrap();
+                let e = codec
+                    .encode_into(black_box(&values[i]), format, &mut buf)
+                    .unwrap();
                 black_box(e.bytes.len())
             })
         });
@@ -151,7 +164,9 @@ fn bench_values<T: Raw>(c: &mut Criterion, name: &str, values: &[T]) {
             b.iter(|| {
                 i = (i + 1) % n;
                 let e = &encoded[i];
-                codec.decode::<T>(black_box(e.bytes.clone()), &e.meta()).unwrap()
+                codec
+                    .decode::<T>(black_box(e.bytes.clone()), &e.meta())
+                    .unwrap()
             })
         });
         g.finish();

@@ -185,12 +185,20 @@ fn messaging_pieces(c: &mut Criterion) {
         info.server_port = Some(4222);
         let mut g = c.benchmark_group(format!("traced-publish-pieces/{label}"));
         g.measurement_time(Duration::from_secs(2));
-        g.bench_function("1 OperationGuard start + end (span, sent + duration metrics)", |b| {
-            b.iter(|| {
-                OperationGuard::start(&t, Operation::Publish, black_box(&info), &Context::new())
+        g.bench_function(
+            "1 OperationGuard start + end (span, sent + duration metrics)",
+            |b| {
+                b.iter(|| {
+                    OperationGuard::start(
+                        &t,
+                        Operation::Publish,
+                        black_box(&info),
+                        &Context::new(),
+                    )
                     .end();
-            })
-        });
+                })
+            },
+        );
         g.bench_function("2 metrics only: record_sent (labels, 2 instruments)", |b| {
             let m = t.metrics();
             b.iter(|| {
@@ -205,16 +213,19 @@ fn messaging_pieces(c: &mut Criterion) {
                 )
             })
         });
-        g.bench_function("3 context + tenant baggage + inject into bus headers", |b| {
-            let guard = OperationGuard::start(&t, Operation::Publish, &info, &Context::new());
-            b.iter(|| {
-                let cx = sdk_telemetry::with_tenant(&guard.context(&Context::new()), "acme");
-                let mut headers = sdk_bus::Headers::with_capacity(12);
-                let mut carrier = sdk_integration::Inject::new(&mut headers);
-                t.propagator().inject(&cx, &mut carrier);
-                black_box(headers)
-            })
-        });
+        g.bench_function(
+            "3 context + tenant baggage + inject into bus headers",
+            |b| {
+                let guard = OperationGuard::start(&t, Operation::Publish, &info, &Context::new());
+                b.iter(|| {
+                    let cx = sdk_telemetry::with_tenant(&guard.context(&Context::new()), "acme");
+                    let mut headers = sdk_bus::Headers::with_capacity(12);
+                    let mut carrier = sdk_integration::Inject::new(&mut headers);
+                    t.propagator().inject(&cx, &mut carrier);
+                    black_box(headers)
+                })
+            },
+        );
         g.bench_function("4 CodecGuard start + end, codec span on", |b| {
             b.iter(|| {
                 CodecGuard::start(&t, "encode", "sdk.v1.AgentMessage", &Context::new()).end(
@@ -224,17 +235,20 @@ fn messaging_pieces(c: &mut Criterion) {
                 )
             })
         });
-        g.bench_function("5 CodecGuard start + end, codec span off (metrics only)", |b| {
-            t.set_codec_spans(false);
-            b.iter(|| {
-                CodecGuard::start(&t, "encode", "sdk.v1.AgentMessage", &Context::new()).end(
-                    "msgpack",
-                    "sdk.v1.AgentMessage",
-                    Ok(288),
-                )
-            });
-            t.set_codec_spans(true);
-        });
+        g.bench_function(
+            "5 CodecGuard start + end, codec span off (metrics only)",
+            |b| {
+                t.set_codec_spans(false);
+                b.iter(|| {
+                    CodecGuard::start(&t, "encode", "sdk.v1.AgentMessage", &Context::new()).end(
+                        "msgpack",
+                        "sdk.v1.AgentMessage",
+                        Ok(288),
+                    )
+                });
+                t.set_codec_spans(true);
+            },
+        );
         g.finish();
     }
 }

@@ -159,12 +159,13 @@ pub fn telemetry(export: Export, sink: Option<&OtlpSink>) -> sdk_telemetry::Tele
         .install_global(false)
         .log_format(LogFormat::Off)
         .metric_interval(Duration::from_secs(5));
-    b = match (export, sink) {
-        (Export::Otlp, Some(sink)) => b
-            .otlp(&sink.endpoint(), Protocol::HttpProtobuf)
-            .exporters(Exporter::Otlp, Exporter::Otlp, Exporter::None),
-        _ => b.exporters(Exporter::None, Exporter::None, Exporter::None),
-    };
+    b =
+        match (export, sink) {
+            (Export::Otlp, Some(sink)) => b
+                .otlp(&sink.endpoint(), Protocol::HttpProtobuf)
+                .exporters(Exporter::Otlp, Exporter::Otlp, Exporter::None),
+            _ => b.exporters(Exporter::None, Exporter::None, Exporter::None),
+        };
     sdk_telemetry::Telemetry::init(b.build().expect("telemetry config")).expect("telemetry")
 }
 
