@@ -99,7 +99,12 @@ fn bench_values<T: Raw>(c: &mut Criterion, name: &str, values: &[T]) {
             let (mut i, mut last) = (0, 256);
             b.iter(|| {
                 i = (i + 1) % n;
-                let cap = if format == Format::Protobuf { 0 } else { last };
+                // Protobuf: the exact size, as `encode_to_vec` and the sdk do.
+                let cap = if format == Format::Protobuf {
+                    prost::Message::encoded_len(&values[i])
+                } else {
+                    last
+                };
                 let mut buf = Vec::with_capacity(cap);
                 raw_encode_into(black_box(&values[i]), format, &mut buf);
                 last = buf.len().max(64);

@@ -138,7 +138,7 @@ fn plot(c: &Curve, dir: &std::path::Path) {
 
 fn main() {
     let quick = quick();
-    let rounds = if quick { 1 } else { 3 };
+    let rounds = if quick { 1 } else { 5 };
     let rt = runtime();
     let server = NatsServer::builder()
         .jetstream()
@@ -210,7 +210,7 @@ fn main() {
         (raw_task, service, server_raw)
     });
     let sdk_subject = acme.scope().component("sdk", "echo").unwrap();
-    let subject = acme.scope().event("bench").unwrap();
+    let subject = acme.scope().event("payload").unwrap();
     let nsubj = async_nats::Subject::from(subject.as_str());
 
     // 1. Payload size.
@@ -221,12 +221,22 @@ fn main() {
         (256 * 1024, "256 KiB"),
         (1024 * 1024, "1 MiB"),
     ];
-    md.push_str("\n## 1. Payload size\n\nPublish: a batch then a flush, with one subscriber (another connection) reading everything; the batch is 1000 messages up to 16 KiB, 200 at 256 KiB, 50 at 1 MiB. Request-reply: one requester, the echo answers with the same payload and eight headers.\n\n| payload | publish raw | publish sdk | sdk / raw | MB/s raw | MB/s sdk | req-reply p50 raw | p50 sdk | p99 raw | p99 sdk | p50 sdk / raw |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("\n## 1. Payload size\n\nPublish: a batch, timed until one subscriber (another connection) has received all of it; the batch is 1000 messages up to 16 KiB, 200 at 256 KiB, 50 at 1 MiB. Request-reply: one requester, the echo answers with the same payload and eight headers.\n\n| payload | publish raw | publish sdk | sdk / raw | MB/s raw | MB/s sdk | req-reply p50 raw | p50 sdk | p99 raw | p99 sdk | p50 sdk / raw |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let sunk = Arc::new(AtomicUsize::new(0));
     let sink = rt.block_on(async {
-        let c = async_nats::connect(&url).await.unwrap();
-        let mut sub = c.subscribe("sdk.acme.events.>").await.unwrap();
+        let c = async_nats::ConnectOptions::new()
+            .subscription_capacity(1 << 16)
+            .connect(&url)
+            .await
+            .unwrap();
+        let mut sub = c.subscribe("sdk.acme.events.payload").await.unwrap();
         c.flush().await.unwrap();
-        tokio::spawn(async move { while sub.next().await.is_some() {} });
+        let sunk = Arc::clone(&sunk);
+        tokio::spawn(async move {
+            while sub.next().await.is_some() {
+                sunk.fetch_add(1, Ordering::Release);
+            }
+        });
         c
     });
     let (mut pub_raw, mut pub_sdk, mut p50_raw, mut p50_sdk) =
@@ -244,6 +254,7 @@ fn main() {
         rt.block_on(async {
             for r in 0..rounds + 1 {
                 for side in [r % 2, 1 - r % 2] {
+                    let target = sunk.load(Ordering::Acquire) + batch;
                     let start = Instant::now();
                     for _ in 0..batch {
                         if side == 0 {
@@ -260,6 +271,12 @@ fn main() {
                         raw.flush().await.unwrap();
                     } else {
                         bus.flush().await.unwrap();
+                    }
+                    // Until the subscriber has them all: the next batch starts on an
+                    // idle pipeline, whichever side it is.
+                    let limit = Instant::now() + Duration::from_secs(20);
+                    while sunk.load(Ordering::Acquire) < target && Instant::now() < limit {
+                        tokio::time::sleep(Duration::from_micros(200)).await;
                     }
                     if r > 0 {
                         [&mut tr, &mut ts][side].push(start.elapsed());
@@ -313,7 +330,7 @@ fn main() {
         p50_raw.push(percentile(&lr, 0.5).as_secs_f64() * 1e6);
         p50_sdk.push(percentile(&ls, 0.5).as_secs_f64() * 1e6);
     }
-    drop(sink);
+    rt.block_on(sink.drain()).ok();
     let xs: Vec<String> = sizes.iter().map(|(_, l)| (*l).to_owned()).collect();
     curves.push(Curve {
         file: "payload-publish",
@@ -444,7 +461,11 @@ fn main() {
         let msgs = if quick { 200 } else { (20_000 / k).max(200) };
         let (mut wr, mut ws) = (Vec::new(), Vec::new());
         rt.block_on(async {
-            let subs_conn = async_nats::connect(&url).await.unwrap();
+            let subs_conn = async_nats::ConnectOptions::new()
+                .subscription_capacity(1 << 16)
+                .connect(&url)
+                .await
+                .unwrap();
             let subs_bus = Bus::connect(
                 BusConfig::builder()
                     .servers(&url)
@@ -505,10 +526,18 @@ fn main() {
                     }
                     raw.flush().await.unwrap();
                     bus.flush().await.unwrap();
-                    wait.await;
+                    if tokio::time::timeout(Duration::from_secs(30), wait)
+                        .await
+                        .is_err()
+                    {
+                        eprintln!(
+                            "curves: fan-out {k}: {} deliveries missing after 30 s",
+                            left.load(Ordering::Acquire)
+                        );
+                    }
                     let t = start.elapsed();
                     for t in tasks {
-                        t.await.unwrap();
+                        t.abort();
                     }
                     if r > 0 {
                         [&mut wr, &mut ws][side].push(t);
