@@ -324,13 +324,26 @@ async fn the_guides_cluster_forms_and_keeps_tenants_apart() {
         .unwrap();
     rag.flush().await.unwrap();
     for (t, bus) in [("alpha", &alpha), ("beta", &beta)] {
-        let reply = bus
-            .request(
-                &tenant(t).scope().component("rag", "query").unwrap(),
-                envelope(t, "q"),
-            )
-            .await
-            .unwrap();
+        // The service's interest reaches the other nodes over the routes a moment
+        // after its own node has it: until then a request may find no responders.
+        let reply = tokio::time::timeout(WAIT, async {
+            loop {
+                match bus
+                    .request(
+                        &tenant(t).scope().component("rag", "query").unwrap(),
+                        envelope(t, "q"),
+                    )
+                    .await
+                {
+                    Err(sdk_bus::RequestError::NoResponders { .. }) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    other => return other.unwrap(),
+                }
+            }
+        })
+        .await
+        .expect("the service's interest reached every node");
         assert_eq!(body_of(&reply), format!("results for {t}"));
     }
 
