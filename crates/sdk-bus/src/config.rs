@@ -191,6 +191,8 @@ pub(crate) fn redact_urls(text: &str) -> String {
     let flush = |word: &mut String, out: &mut String| {
         match word.rfind('@') {
             Some(at) => {
+                // Both are byte positions of ASCII characters in `word` (after "://",
+                // and at '@'), so slicing there stays on character boundaries.
                 let start = word.find("://").map_or(0, |i| i + 3);
                 if start <= at {
                     out.push_str(&word[..start]);

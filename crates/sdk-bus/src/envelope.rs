@@ -113,7 +113,12 @@ impl EventSource {
     /// The same component and instance, acting for `tenant`: a shared service
     /// answers each tenant as that tenant, `/<tenant>/<component>/<instance>`.
     pub fn for_tenant(&self, tenant: &TenantId) -> EventSource {
-        let rest = &self.uri[1 + self.tenant.as_str().len()..];
+        // `uri` is `/<tenant>/<component>/<instance>`, built in `new`.
+        let rest = self
+            .uri
+            .strip_prefix('/')
+            .and_then(|u| u.strip_prefix(self.tenant.as_str()))
+            .unwrap_or_default();
         EventSource {
             tenant: tenant.clone(),
             uri: format!("/{tenant}{rest}"),

@@ -26,7 +26,7 @@ pub use error::{
 pub use events::{AckOperation, BusEvent, BusStats, Operation};
 pub use headers::{HeaderError, Headers};
 pub use jetstream::JetStream;
-pub use jetstream::consumer::{ConsumerSpec, JetStreamDelivery, Outcome, Worker};
+pub use jetstream::consumer::{ConsumerSpec, JetStreamDelivery, Outcome, Settlement, Worker};
 pub use jetstream::publish::PublishOptions;
 pub use jetstream::stream::StreamSpec;
 pub use micro::MicroService;

@@ -8,16 +8,11 @@ use opentelemetry::Context;
 use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
 use sdk_bus::jetstream::publish::PublishAck;
-use sdk_bus::{ConsumerSpec, JetStream, JetStreamDelivery, Outcome, Subject, Worker};
+use sdk_bus::{ConsumerSpec, JetStream, JetStreamDelivery, Outcome, Settlement, Subject, Worker};
 use sdk_codec::Payload;
 use sdk_telemetry::semconv::Operation;
 
 use crate::{Error, MessageContext, Messenger};
-
-/// The span attribute for which delivery this is. The conventions name it per system
-/// (`messaging.servicebus.message.delivery_count`, ...); NATS has none yet, so the
-/// same shape is used under `messaging.nats`.
-pub(crate) const DELIVERY_COUNT: &str = "messaging.nats.message.delivery_count";
 
 impl Messenger {
     /// Encodes `value` and stores it in the stream that captures `subject`, inside a
@@ -68,11 +63,12 @@ impl Messenger {
     {
         let me = self.clone();
         let handler = Arc::new(handler);
-        let max_deliver = u64::from(spec.max_deliver);
+        let policy = spec.clone();
         let group = spec.durable.clone();
         let worker = js
             .consume(spec, move |d: JetStreamDelivery| {
-                let (me, handler, group) = (me.clone(), Arc::clone(&handler), group.clone());
+                let (me, handler, group, policy) =
+                    (me.clone(), Arc::clone(&handler), group.clone(), policy.clone());
                 async move {
                     let (mut guard, cx) = me.start_process(
                         &d.subject,
@@ -82,7 +78,7 @@ impl Messenger {
                     );
                     if let Some(g) = guard.as_mut() {
                         g.set_attribute(KeyValue::new(
-                            DELIVERY_COUNT,
+                            sdk_telemetry::semconv::NATS_DELIVERY_COUNT,
                             i64::try_from(d.delivered).unwrap_or(i64::MAX),
                         ));
                     }
@@ -111,25 +107,20 @@ impl Messenger {
                         }
                     };
                     if let Some(g) = guard.as_mut() {
-                        let (settle, reason) = predicted_settle(&outcome, d.delivered, max_deliver);
-                        if settle != "ack" {
-                            g.fail(settle, reason.unwrap_or_default());
+                        let settle = policy.settlement(&outcome, d.delivered);
+                        let reason = match &outcome {
+                            Outcome::Retry(r) | Outcome::Reject(r) => Some(r.as_str()),
+                            _ => None,
+                        };
+                        if settle != Settlement::Ack {
+                            g.fail(settle.as_str(), reason.unwrap_or_default());
                         }
-                        g.settled(settle, reason);
+                        g.settled(settle.as_str(), reason);
                     }
                     outcome
                 }
             })
             .await?;
         Ok(worker)
-    }
-}
-
-/// How the consumer will settle `outcome` on delivery `delivered` of `max`.
-fn predicted_settle(outcome: &Outcome, delivered: u64, max: u64) -> (&'static str, Option<&str>) {
-    match outcome {
-        Outcome::Retry(reason) if delivered < max => ("nak", Some(reason)),
-        Outcome::Retry(reason) | Outcome::Reject(reason) => ("dead_letter", Some(reason)),
-        _ => ("ack", None),
     }
 }

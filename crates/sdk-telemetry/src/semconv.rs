@@ -8,6 +8,11 @@ use opentelemetry_semantic_conventions::attribute as attr;
 
 use crate::sampler::COMPONENT_KEY;
 
+/// Which delivery of a message a `process` span handles. The conventions name it per
+/// system (`messaging.servicebus.message.delivery_count`, ...); NATS has none yet, so
+/// the same shape is used under `messaging.nats`.
+pub const NATS_DELIVERY_COUNT: &str = "messaging.nats.message.delivery_count";
+
 /// A messaging operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

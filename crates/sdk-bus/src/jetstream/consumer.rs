@@ -146,6 +146,41 @@ pub enum Outcome {
     Reject(String),
 }
 
+/// How a handler's [`Outcome`] is settled with the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Settlement {
+    /// Acked: done.
+    Ack,
+    /// Nak'd with the backoff delay: delivered again later.
+    Nak,
+    /// Stored as a dead letter, then terminated.
+    DeadLetter,
+}
+
+impl Settlement {
+    /// `ack`, `nak` or `dead_letter`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settlement::Ack => "ack",
+            Settlement::Nak => "nak",
+            Settlement::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+impl ConsumerSpec {
+    /// How `outcome` on delivery `delivered` is settled: a retry is nak'd until
+    /// `max_deliver` deliveries, then dead-lettered; a rejection is dead-lettered.
+    pub fn settlement(&self, outcome: &Outcome, delivered: u64) -> Settlement {
+        match outcome {
+            Outcome::Ack => Settlement::Ack,
+            Outcome::Retry(_) if delivered < u64::from(self.max_deliver) => Settlement::Nak,
+            Outcome::Retry(_) | Outcome::Reject(_) => Settlement::DeadLetter,
+        }
+    }
+}
+
 /// One JetStream message, checked like a core delivery.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -401,17 +436,19 @@ async fn progress(cx: &Consuming, msg: &jetstream::Message) {
 }
 
 async fn settle(cx: &Consuming, msg: &jetstream::Message, delivered: u64, outcome: Outcome) {
-    let reason = match outcome {
-        Outcome::Ack => {
+    let reason = match (cx.spec.settlement(&outcome, delivered), outcome) {
+        (Settlement::Ack, _) => {
             acknowledge(cx, msg, AckKind::Ack, AckOperation::Ack).await;
             return;
         }
-        Outcome::Retry(_) if delivered < u64::from(cx.spec.max_deliver) => {
+        (Settlement::Nak, _) => {
             nak(cx, msg, cx.spec.delay(delivered)).await;
             return;
         }
-        Outcome::Retry(reason) => format!("gave up after {delivered} deliveries: {reason}"),
-        Outcome::Reject(reason) => reason,
+        (_, Outcome::Retry(reason)) => format!("gave up after {delivered} deliveries: {reason}"),
+        (_, Outcome::Reject(reason)) => reason,
+        // An ack is settled above; nothing else dead-letters.
+        (_, Outcome::Ack) => return,
     };
     // Dead-letter first; only once the dead-letter stream has stored it is the
     // original terminated. If that fails, nak: the message comes back (the server
@@ -452,6 +489,20 @@ mod tests {
         let a = lane_of("sdk.acme.workflow.wf-1.step1", 8);
         assert_eq!(a, lane_of("sdk.acme.workflow.wf-1.step2", 8));
         assert!(a < 8);
+    }
+
+    #[test]
+    fn a_retry_is_nakd_until_max_deliver_then_dead_lettered() {
+        let spec = ConsumerSpec::new("S", "d").max_deliver(3);
+        let retry = Outcome::Retry("x".into());
+        assert_eq!(spec.settlement(&retry, 1), Settlement::Nak);
+        assert_eq!(spec.settlement(&retry, 2), Settlement::Nak);
+        assert_eq!(spec.settlement(&retry, 3), Settlement::DeadLetter);
+        assert_eq!(
+            spec.settlement(&Outcome::Reject("y".into()), 1),
+            Settlement::DeadLetter
+        );
+        assert_eq!(spec.settlement(&Outcome::Ack, 9), Settlement::Ack);
     }
 
     #[test]

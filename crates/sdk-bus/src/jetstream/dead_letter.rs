@@ -97,7 +97,7 @@ pub(crate) async fn store(
     // yields the same id, so a second dead letter is de-duplicated.
     headers.push_trusted(
         names::NATS_MSG_ID,
-        format!("dlq-{}-{sequence}", cx.spec.stream),
+        settle::one_line(&format!("dlq-{}-{sequence}", cx.spec.stream)),
     );
     // The dead letter must land in the dead-letter stream, or it does not count.
     let stream = cx

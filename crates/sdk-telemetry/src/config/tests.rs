@@ -1,4 +1,5 @@
 //! Tests of the configuration: variables, precedence, errors and secrets.
+#![cfg(test)]
 
 use super::*;
 use std::collections::HashMap;
