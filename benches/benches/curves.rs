@@ -567,15 +567,20 @@ fn main() {
     });
 
     // 4. Tenants.
-    md.push_str("\n## 4. Tenants on one connection\n\nOne subscription per tenant (`sdk.<tenant>.agent.a.inbox`), all on one fresh connection: the heap that stays allocated afterwards per tenant (counting allocator, whole process, measured after the connection is up), and the time to subscribe them all, per tenant. Raw is `Client::subscribe`, which returns once the SUB is queued; ours is `Bus::subscribe`, which returns once the server has the subscription (a round trip through the server per subscribe, the documented guarantee).\n\n| tenants | heap / tenant raw | heap / tenant sdk | subscribe / tenant raw | subscribe / tenant sdk |\n|---:|---:|---:|---:|---:|\n");
-    let (mut hr, mut hs, mut sr, mut ss) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    md.push_str("\n## 4. Tenants on one connection\n\nOne subscription per tenant (`sdk.<tenant>.agent.a.inbox`), all on one fresh connection: the heap that stays allocated afterwards per tenant (counting allocator, whole process, measured after the connection is up), and the time to subscribe them all, per tenant. Raw is `Client::subscribe`, which returns once the SUB is queued; ours is `Bus::subscribe` (here `receive_messages`), which returns once the server has the subscription (a round trip through the server per subscribe, the documented guarantee), and `Bus::subscribe_many`, which gives the same guarantee for all of them with one round trip.\n\n| tenants | heap / tenant raw | heap / tenant sdk | subscribe / tenant raw | subscribe / tenant sdk, one by one | subscribe / tenant sdk, `subscribe_many` |\n|---:|---:|---:|---:|---:|---:|\n");
+    let (mut hr, mut hs, mut sr, mut ss, mut sm) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let tenant_counts = [1usize, 100, 10_000];
     for n in tenant_counts {
         eprintln!("curves: {n} tenants");
         let tenants: Vec<TenantId> = (0..n)
             .map(|i| TenantId::new(&format!("t{i}")).unwrap())
             .collect();
-        for side in 0..2 {
+        let patterns: Vec<SubjectPattern> = tenants
+            .iter()
+            .map(|t| SubjectPattern::new(&format!("sdk.{t}.agent.a.inbox")).unwrap())
+            .collect();
+        for side in 0..3 {
             let (heap, time) = rt.block_on(async {
                 // Connect first: the connection's own buffers are not the tenants'.
                 let c = async_nats::connect(&url).await.unwrap();
@@ -592,12 +597,14 @@ fn main() {
                     }
                     c.flush().await.unwrap();
                     Box::new(subs)
-                } else {
+                } else if side == 1 {
                     let mut subs = Vec::with_capacity(n);
                     for t in &tenants {
                         subs.push(b.receive_messages(t, "a").await.unwrap());
                     }
                     Box::new(subs)
+                } else {
+                    Box::new(b.subscribe_many(&patterns).await.unwrap())
                 };
                 let time = start.elapsed();
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -608,21 +615,28 @@ fn main() {
             });
             #[allow(clippy::cast_precision_loss)]
             let per = heap as f64 / n as f64;
-            if side == 0 {
-                hr.push(per);
-                sr.push(time.as_secs_f64() * 1e6 / n as f64);
-            } else {
-                hs.push(per);
-                ss.push(time.as_secs_f64() * 1e6 / n as f64);
+            #[allow(clippy::cast_precision_loss)]
+            let per_us = time.as_secs_f64() * 1e6 / n as f64;
+            match side {
+                0 => {
+                    hr.push(per);
+                    sr.push(per_us);
+                }
+                1 => {
+                    hs.push(per);
+                    ss.push(per_us);
+                }
+                _ => sm.push(per_us),
             }
         }
         let i = hr.len() - 1;
         md.push_str(&format!(
-            "| {n} | {:.1} KiB | {:.1} KiB | {:.1} µs | {:.1} µs |\n",
+            "| {n} | {:.1} KiB | {:.1} KiB | {:.1} µs | {:.1} µs | {:.1} µs |\n",
             hr[i] / 1024.0,
             hs[i] / 1024.0,
             sr[i],
-            ss[i]
+            ss[i],
+            sm[i]
         ));
     }
     let xs: Vec<String> = tenant_counts.iter().map(ToString::to_string).collect();
@@ -641,7 +655,11 @@ fn main() {
         x_label: "tenants",
         y_label: "µs / tenant",
         xs,
-        series: vec![("raw async-nats".into(), sr), ("sdk".into(), ss)],
+        series: vec![
+            ("raw async-nats".into(), sr),
+            ("sdk, one by one".into(), ss),
+            ("sdk, subscribe_many".into(), sm),
+        ],
         log_y: true,
     });
 

@@ -261,26 +261,68 @@ impl Bus {
         pattern: &SubjectPattern,
         group: Option<&str>,
     ) -> Result<Subscription, SubscribeError> {
+        let mut subs = self
+            .subscribe_all(std::slice::from_ref(pattern), group)
+            .await?;
+        subs.pop().ok_or(SubscribeError::Closed)
+    }
+
+    /// Subscribes to every pattern in `patterns` and confirms them all with **one**
+    /// round trip to the server, where [`Bus::subscribe`] takes one each: thousands of
+    /// tenants on one connection subscribe in milliseconds rather than seconds. The
+    /// subscriptions come back in the order of `patterns`. If one fails, none is kept.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use sdk_bus::{Bus, BusConfig, SubjectPattern};
+    /// let bus = Bus::in_process(BusConfig::default());
+    /// let patterns = ["acme", "globex"]
+    ///     .map(|t| SubjectPattern::new(&format!("sdk.{t}.agent.*.tasks")).unwrap());
+    /// let subs = bus.subscribe_many(&patterns).await.unwrap();
+    /// assert_eq!(subs.len(), 2);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Bus::subscribe`], for the first pattern that fails.
+    pub async fn subscribe_many(
+        &self,
+        patterns: &[SubjectPattern],
+    ) -> Result<Vec<Subscription>, SubscribeError> {
+        self.subscribe_all(patterns, None).await
+    }
+
+    async fn subscribe_all(
+        &self,
+        patterns: &[SubjectPattern],
+        group: Option<&str>,
+    ) -> Result<Vec<Subscription>, SubscribeError> {
         if *self.inner.draining.borrow() {
             return Err(SubscribeError::Closed);
         }
-        // Listen before subscribing: a refusal may arrive while subscribing.
-        let events = self.events();
-        if let Some(t) = pattern.tenant() {
+        let Some(first) = patterns.first() else {
+            return Ok(Vec::new());
+        };
+        if let Some(t) = first.tenant() {
             self.inner.last_tenant.get_or_init(|| t.clone());
         }
-        let probe = self.probe_inbox(pattern.tenant());
+        // Listen before subscribing: a refusal may arrive while subscribing.
+        let events: Vec<_> = patterns.iter().map(|_| self.events()).collect();
+        let wanted: Vec<_> = patterns.iter().map(|p| (p.as_str(), group)).collect();
+        let probe = self.probe_inbox(first.tenant());
         let raw = self
             .inner
             .transport
-            .subscribe(pattern.as_str(), group, &self.inner.config, &probe)
+            .subscribe_many(&wanted, &self.inner.config, &probe)
             .await?;
-        Ok(Subscription::new(
-            raw,
-            pattern.clone(),
-            self.clone(),
-            events,
-        ))
+        Ok(raw
+            .into_iter()
+            .zip(patterns)
+            .zip(events)
+            .map(|((raw, pattern), events)| {
+                Subscription::new(raw, pattern.clone(), self.clone(), events)
+            })
+            .collect())
     }
 
     /// A subscription to any subject (the `$SRV` verbs), without the SDK's checks.

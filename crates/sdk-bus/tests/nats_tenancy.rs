@@ -169,3 +169,70 @@ async fn request_reply_works_under_tenant_permissions_with_and_without_an_inbox_
     assert_eq!(rag.stats().permission_violations, 0);
     service.wait().await.unwrap();
 }
+
+/// `subscribe_many` claims what `subscribe` claims, for all of them at once: when it
+/// returns, the server holds every subscription. A message published from another
+/// connection right after it returns reaches each tenant's subscription, and only
+/// that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_many_holds_every_subscription_once_it_returns() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let config = || BusConfig::builder().servers(&url).build().unwrap();
+    let listener = Bus::connect(config()).await.unwrap();
+    let sender = Bus::connect(config()).await.unwrap();
+    let names: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
+    let patterns: Vec<SubjectPattern> = names
+        .iter()
+        .map(|t| tenant(t).scope().pattern(&["events", ">"]).unwrap())
+        .collect();
+    let mut subs = listener.subscribe_many(&patterns).await.unwrap();
+    assert_eq!(subs.len(), names.len());
+    for t in &names {
+        let subject = tenant(t).scope().event("task.completed").unwrap();
+        sender.publish(&subject, envelope(t, t)).await.unwrap();
+    }
+    sender.flush().await.unwrap();
+    for (t, sub) in names.iter().zip(subs.iter_mut()) {
+        assert_eq!(&body(&next(sub).await), t, "{t}'s subscription");
+    }
+    // Nothing else arrived on any of them: the next message each one sees is the
+    // second one sent to its own tenant.
+    for t in &names {
+        let subject = tenant(t).scope().event("task.completed").unwrap();
+        sender
+            .publish(&subject, envelope(t, &format!("again {t}")))
+            .await
+            .unwrap();
+    }
+    sender.flush().await.unwrap();
+    for (t, sub) in names.iter().zip(subs.iter_mut()) {
+        assert_eq!(body(&next(sub).await), format!("again {t}"));
+    }
+}
+
+/// One refused pattern among many is reported on its own subscription; the others
+/// work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_many_reports_a_refused_pattern_on_that_subscription_only() {
+    let server = server();
+    let alpha = connect(&server, "alpha", true).await;
+    let own = tenant("alpha").scope().pattern(&["events", ">"]).unwrap();
+    let foreign = SubjectPattern::new("sdk.beta.>").unwrap();
+    let mut subs = alpha.subscribe_many(&[own.clone(), foreign]).await.unwrap();
+    let err = tokio::time::timeout(WAIT, subs[1].next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, sdk_bus::SubscribeError::PermissionDenied { ref subject } if subject == "sdk.beta.>"),
+        "{err:?}"
+    );
+    let subject = tenant("alpha").scope().event("task.completed").unwrap();
+    alpha
+        .publish_and_flush(&subject, envelope("alpha", "mine"))
+        .await
+        .unwrap();
+    assert_eq!(body(&next(&mut subs[0]).await), "mine");
+}

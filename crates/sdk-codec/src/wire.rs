@@ -480,17 +480,16 @@ pub(crate) fn f32_from_le_bytes(bytes: &[u8]) -> Result<Vec<f32>, String> {
             bytes.len()
         ));
     }
-    #[cfg(target_endian = "little")]
-    {
-        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(bytes))
-    }
-    #[cfg(target_endian = "big")]
-    {
-        Ok(bytes
+    // One pass into uninitialised capacity: `pod_collect_to_vec` zero-filled the
+    // vector first (a memset as long as the copy). The loop compiles to unaligned
+    // vector loads and stores: the bytes come off the wire at any alignment.
+    let mut out = Vec::with_capacity(bytes.len() / 4);
+    out.extend(
+        bytes
             .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
+            .map(|c| f32::from_le_bytes(bytemuck::pod_read_unaligned(c))),
+    );
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -170,23 +170,46 @@ impl Transport {
         config: &BusConfig,
         probe_inbox: &str,
     ) -> Result<RawSubscription, SubscribeError> {
+        let mut subs = self
+            .subscribe_many(&[(pattern, group)], config, probe_inbox)
+            .await?;
+        subs.pop().ok_or(SubscribeError::Closed)
+    }
+
+    /// Subscribes to every `(pattern, group)`, in order, then confirms them all with
+    /// one probe: the server handles a connection's messages in order, so once the
+    /// probe is back it holds every subscription (or has refused it). On the first
+    /// failure the subscriptions made so far are dropped, which unsubscribes them.
+    pub(crate) async fn subscribe_many(
+        &self,
+        wanted: &[(&str, Option<&str>)],
+        config: &BusConfig,
+        probe_inbox: &str,
+    ) -> Result<Vec<RawSubscription>, SubscribeError> {
+        let mut subs = Vec::with_capacity(wanted.len());
         match self {
             Transport::Nats(c) => {
-                let sub = nats::subscribe(c, pattern, group).await?;
+                for (pattern, group) in wanted {
+                    subs.push(RawSubscription::Nats(
+                        nats::subscribe(c, pattern, *group).await?,
+                    ));
+                }
                 nats::round_trip(c, probe_inbox, config.request_timeout.min(PROBE_LIMIT)).await;
-                Ok(RawSubscription::Nats(sub))
             }
             Transport::Memory(router) => {
-                if router.is_closed() {
-                    return Err(SubscribeError::Closed);
+                for (pattern, group) in wanted {
+                    if router.is_closed() {
+                        return Err(SubscribeError::Closed);
+                    }
+                    subs.push(RawSubscription::Memory(router.subscribe(
+                        pattern,
+                        *group,
+                        config.subscription_capacity,
+                    )));
                 }
-                Ok(RawSubscription::Memory(router.subscribe(
-                    pattern,
-                    group,
-                    config.subscription_capacity,
-                )))
             }
         }
+        Ok(subs)
     }
 
     /// Sends a request whose reply comes back to a fresh inbox under `inbox_prefix`,
