@@ -94,11 +94,26 @@ impl Headers {
     /// # Errors
     /// [`HeaderError`] for a bad name, or a value with CR, LF or other controls.
     pub fn insert(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
-        valid_name(name)?;
-        valid_value(name, value)?;
-        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-        self.entries
-            .push((Cow::Owned(name.to_owned()), value.to_owned()));
+        self.insert_owned(name, value.to_owned())
+    }
+
+    /// As [`Headers::insert`], taking the value by value: neither the value nor a
+    /// contract name (`traceparent`, `baggage`, `ce-*`, ...) is copied. For a
+    /// propagator that builds each value as a `String`.
+    ///
+    /// # Errors
+    /// As [`Headers::insert`].
+    pub fn insert_owned(&mut self, name: &str, value: String) -> Result<(), HeaderError> {
+        let name = match KNOWN_NAMES.iter().find(|k| **k == name) {
+            Some(known) => Cow::Borrowed(*known),
+            None => {
+                valid_name(name)?;
+                Cow::Owned(name.to_owned())
+            }
+        };
+        valid_value(&name, &value)?;
+        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+        self.entries.push((name, value));
         Ok(())
     }
 

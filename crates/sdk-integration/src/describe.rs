@@ -1,44 +1,48 @@
-//! An envelope described for telemetry, once: the owned facts a span needs, and the
-//! borrowed `MessageInfo` built from them.
+//! An envelope described for telemetry, once: the facts a span needs, borrowed from
+//! the envelope wherever its headers hold them as sent, and the `MessageInfo` built
+//! from them.
+
+use std::borrow::Cow;
 
 use sdk_bus::{Envelope, Subject};
 use sdk_telemetry::semconv::MessageInfo;
 
-/// The facts of one message for its span, read from the envelope once.
+/// The facts of one message for its span, read from the envelope once. Nothing is
+/// copied but a value that had to be percent-decoded.
 #[derive(Debug)]
-pub(crate) struct Described {
-    destination: String,
+pub(crate) struct Described<'a> {
+    destination: &'a str,
     template: String,
-    tenant: String,
-    message_id: Option<String>,
-    conversation_id: Option<String>,
-    event_type: Option<String>,
-    event_source: Option<String>,
+    tenant: &'a str,
+    message_id: Option<Cow<'a, str>>,
+    conversation_id: Option<Cow<'a, str>>,
+    event_type: Option<Cow<'a, str>>,
+    event_source: Option<Cow<'a, str>>,
     body_size: usize,
 }
 
-impl Described {
-    pub(crate) fn new(subject: &Subject, template: String, envelope: &Envelope) -> Described {
+impl<'a> Described<'a> {
+    pub(crate) fn new(subject: &'a Subject, template: String, envelope: &'a Envelope) -> Self {
         Described {
-            destination: subject.as_str().to_owned(),
+            destination: subject.as_str(),
             template,
-            tenant: subject.tenant().as_str().to_owned(),
-            message_id: envelope.id().map(|c| c.into_owned()),
-            conversation_id: envelope.correlation_id().map(|c| c.into_owned()),
-            event_type: envelope.event_type().map(|c| c.into_owned()),
-            event_source: envelope.source().map(|c| c.into_owned()),
+            tenant: subject.tenant().as_str(),
+            message_id: envelope.id(),
+            conversation_id: envelope.correlation_id(),
+            event_type: envelope.event_type(),
+            event_source: envelope.source(),
             body_size: envelope.payload().len(),
         }
     }
 
     /// The span's view, with the server and consumer group when known.
-    pub(crate) fn info<'a>(
-        &'a self,
-        server: Option<&'a (String, u16)>,
-        consumer_group: Option<&'a str>,
-    ) -> MessageInfo<'a> {
+    pub(crate) fn info<'b>(
+        &'b self,
+        server: Option<&'b (String, u16)>,
+        consumer_group: Option<&'b str>,
+    ) -> MessageInfo<'b> {
         MessageInfo {
-            destination: &self.destination,
+            destination: self.destination,
             template: &self.template,
             message_id: self.message_id.as_deref(),
             conversation_id: self.conversation_id.as_deref(),
@@ -46,7 +50,7 @@ impl Described {
             consumer_group,
             event_type: self.event_type.as_deref(),
             event_source: self.event_source.as_deref(),
-            tenant: Some(&self.tenant),
+            tenant: Some(self.tenant),
             server_address: server.map(|(a, _)| a.as_str()),
             server_port: server.map(|(_, p)| *p),
             ..Default::default()

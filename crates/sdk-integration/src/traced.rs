@@ -43,7 +43,7 @@ impl HeaderCarrier for Inject<'_> {
             return;
         }
         // A value that cannot be sent is not sent broken: it is kept for the report.
-        if let Err(e) = self.headers.insert(name, &value) {
+        if let Err(e) = self.headers.insert_owned(name, value) {
             self.refused.push((name.to_owned(), e));
         }
     }

@@ -34,14 +34,59 @@ pub const TENANT_KEY: &str = "sdk.tenant.id";
 /// What tenants past the cap are folded into.
 pub const OTHER_TENANT: &str = "_other";
 
+/// Attribute values that repeat (tenants, subject templates, schema ids), each built
+/// once and then shared: a value already seen costs a read lock and a reference
+/// count, not an allocation and a copy. At most `cap` distinct values are kept.
+#[derive(Debug)]
+struct SharedValues {
+    key: &'static str,
+    cap: usize,
+    seen: RwLock<HashMap<String, KeyValue>>,
+}
+
+impl SharedValues {
+    fn new(key: &'static str, cap: usize) -> SharedValues {
+        SharedValues {
+            key,
+            cap,
+            seen: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The shared attribute for `value`, or `None` once `cap` other values are kept.
+    fn get(&self, value: &str) -> Option<KeyValue> {
+        if let Ok(seen) = self.seen.read()
+            && let Some(kv) = seen.get(value)
+        {
+            return Some(kv.clone());
+        }
+        let mut seen = self.seen.write().ok()?;
+        if let Some(kv) = seen.get(value) {
+            return Some(kv.clone());
+        }
+        if seen.len() >= self.cap {
+            return None;
+        }
+        let shared: Arc<str> = Arc::from(value);
+        let kv = KeyValue::new(self.key, Value::String(StringValue::from(shared)));
+        seen.insert(value.to_owned(), kv.clone());
+        Some(kv)
+    }
+
+    /// As [`SharedValues::get`], built for this call alone past the cap.
+    fn get_or_build(&self, value: &str) -> KeyValue {
+        self.get(value)
+            .unwrap_or_else(|| KeyValue::new(self.key, value.to_owned()))
+    }
+}
+
 /// Gives each tenant its own attribute value up to a cap; later tenants share
 /// `_other`, so a flood of tenants cannot blow up metric cardinality. One limiter
 /// serves a whole [`crate::Telemetry`]: every instrument folds the same tenants. A
 /// tenant already seen costs a shared read lock and no allocation.
 #[derive(Debug)]
 pub struct TenantLimiter {
-    cap: usize,
-    seen: RwLock<HashMap<String, KeyValue>>,
+    values: SharedValues,
     other: KeyValue,
 }
 
@@ -49,34 +94,22 @@ impl TenantLimiter {
     /// At most `cap` distinct tenants.
     pub fn new(cap: usize) -> TenantLimiter {
         TenantLimiter {
-            cap,
-            seen: RwLock::new(HashMap::new()),
+            values: SharedValues::new(TENANT_KEY, cap),
             other: KeyValue::new(TENANT_KEY, OTHER_TENANT),
         }
     }
 
     /// The attribute for `tenant`: itself while under the cap, `_other` after.
     pub fn attribute(&self, tenant: &str) -> KeyValue {
-        if let Ok(seen) = self.seen.read()
-            && let Some(kv) = seen.get(tenant)
-        {
-            return kv.clone();
-        }
-        let Ok(mut seen) = self.seen.write() else {
-            return self.other.clone();
-        };
-        if let Some(kv) = seen.get(tenant) {
-            return kv.clone();
-        }
-        if seen.len() < self.cap {
-            let shared: Arc<str> = Arc::from(tenant);
-            let kv = KeyValue::new(TENANT_KEY, Value::String(StringValue::from(shared)));
-            seen.insert(tenant.to_owned(), kv.clone());
-            return kv;
-        }
-        self.other.clone()
+        self.values
+            .get(tenant)
+            .unwrap_or_else(|| self.other.clone())
     }
 }
+
+/// How many distinct subject templates and schema ids are shared; they come from
+/// code, so more than this is unusual, and past it each value is built per call.
+const SHARED_LABELS: usize = 4096;
 
 /// The messaging instruments of the wire contract (`docs/wire-contract.md` §5).
 #[derive(Debug)]
@@ -89,6 +122,8 @@ pub struct MessagingMetrics {
     codec_duration: Histogram<f64>,
     codec_size: Histogram<u64>,
     tenants: Arc<TenantLimiter>,
+    templates: SharedValues,
+    schemas: SharedValues,
 }
 
 /// What one messaging operation was about.
@@ -145,6 +180,11 @@ impl MessagingMetrics {
                 .with_boundaries(SIZE_BUCKETS.to_vec())
                 .build(),
             tenants,
+            templates: SharedValues::new(
+                semconv::attribute::MESSAGING_DESTINATION_TEMPLATE,
+                SHARED_LABELS,
+            ),
+            schemas: SharedValues::new("sdk.codec.schema", SHARED_LABELS),
         }
     }
 
@@ -153,12 +193,9 @@ impl MessagingMetrics {
         v.push(KeyValue::new(semconv::attribute::MESSAGING_SYSTEM, "nats"));
         v.push(KeyValue::new(
             semconv::attribute::MESSAGING_OPERATION_NAME,
-            l.operation.to_owned(),
+            static_operation(l.operation),
         ));
-        v.push(KeyValue::new(
-            semconv::attribute::MESSAGING_DESTINATION_TEMPLATE,
-            l.template.to_owned(),
-        ));
+        v.push(self.templates.get_or_build(l.template));
         v.push(self.tenants.attribute(l.tenant));
         if let Some(e) = l.error_type {
             v.push(KeyValue::new(semconv::attribute::ERROR_TYPE, e.to_owned()));
@@ -208,7 +245,7 @@ impl MessagingMetrics {
         let attrs = [
             KeyValue::new("sdk.codec.operation", operation),
             KeyValue::new("sdk.codec.format", format),
-            KeyValue::new("sdk.codec.schema", schema.to_owned()),
+            self.schemas.get_or_build(schema),
         ];
         self.codec_duration.record(seconds, &attrs);
         self.codec_size.record(bytes, &attrs);
@@ -302,6 +339,17 @@ impl SdkMetrics {
     }
 }
 
+/// The operation name as a static value when it is one of the contract's (no copy).
+fn static_operation(name: &str) -> Value {
+    match crate::semconv::Operation::ALL
+        .iter()
+        .find(|op| op.name() == name)
+    {
+        Some(op) => Value::from(op.name()),
+        None => Value::from(name.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +361,20 @@ mod tests {
         assert_eq!(t.attribute("b").value.as_str(), "b");
         assert_eq!(t.attribute("c").value.as_str(), OTHER_TENANT);
         assert_eq!(t.attribute("a").value.as_str(), "a");
+    }
+
+    #[test]
+    fn shared_values_are_shared_up_to_the_cap_then_built_per_call() {
+        let v = SharedValues::new("k", 1);
+        let first = v.get_or_build("sdk.{tenant}.x");
+        assert_eq!(first, v.get_or_build("sdk.{tenant}.x"));
+        assert!(v.get("sdk.{tenant}.x").is_some());
+        assert!(v.get("sdk.{tenant}.y").is_none(), "past the cap");
+        assert_eq!(
+            v.get_or_build("sdk.{tenant}.y").value.as_str(),
+            "sdk.{tenant}.y"
+        );
+        assert_eq!(static_operation("publish"), Value::from("publish"));
+        assert_eq!(static_operation("custom"), Value::from("custom".to_owned()));
     }
 }

@@ -30,6 +30,15 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation.
+    pub const ALL: [Operation; 5] = [
+        Operation::Publish,
+        Operation::Process,
+        Operation::Request,
+        Operation::Receive,
+        Operation::Settle,
+    ];
+
     /// `messaging.operation.name`, and the first word of the span name.
     pub fn name(self) -> &'static str {
         match self {
