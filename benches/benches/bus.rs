@@ -55,6 +55,15 @@ fn traceparent() -> String {
     format!("{:02x}-{:032x}-{:016x}-{:02x}", 0, t, s, 1)
 }
 
+/// The eight `ce-*` headers by hand plus what a traced message adds: a fresh
+/// `traceparent` and the tenant `baggage` (ten, as the traced request and reply carry).
+fn traced_hand_built_headers(source: &str) -> async_nats::HeaderMap {
+    let mut h = hand_built_headers(source);
+    h.insert("traceparent", traceparent().as_str());
+    h.insert("baggage", "sdk.tenant.id=acme");
+    h
+}
+
 /// The headers a captured message carried, rebuilt by hand for each message: fresh
 /// `ce-id`, `ce-time` and `traceparent`, the rest copied. `cheap` uses async-nats'
 /// cheapest path (static names, owned values, append).
@@ -373,6 +382,23 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
                 }
             }
         });
+        let mut traced_ce = server_raw.subscribe("sdk.acme.rawtr.echo").await.unwrap();
+        let responder = server_raw.clone();
+        let reply_uri = source.as_str().to_owned();
+        tokio::spawn(async move {
+            while let Some(m) = traced_ce.next().await {
+                if let Some(reply) = m.reply {
+                    responder
+                        .publish_with_headers(
+                            reply,
+                            traced_hand_built_headers(&reply_uri),
+                            m.payload,
+                        )
+                        .await
+                        .unwrap();
+                }
+            }
+        });
         server_raw.flush().await.unwrap();
 
         let served = Bus::connect(config(None)).await.unwrap();
@@ -482,11 +508,17 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
                         .await
                         .unwrap();
                 }
-                _ => {
+                5 => {
                     let _: AgentMessage = traced_nothing
                         .request(tracednx_subject, "sdk.bench.message", value)
                         .await
                         .unwrap();
+                }
+                _ => {
+                    let req = async_nats::Request::new()
+                        .headers(traced_hand_built_headers(source.as_str()))
+                        .payload(Bytes::from_static(PAYLOAD));
+                    raw.send_request("sdk.acme.rawtr.echo", req).await.unwrap();
                 }
             }
             t.elapsed()
@@ -499,6 +531,7 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
         "sdk typed request + serve (Messenger, MessagePack `AgentMessage`)",
         "sdk typed + traced request + serve (OTLP export, codec spans on)",
         "sdk typed + traced request + serve (no exporter: spans and metrics built, nothing queued)",
+        "raw async-nats, the traced round trip's 10 headers by hand both ways (8 ce-*, a fresh traceparent, baggage)",
     ];
     // Warm up every path.
     rt.block_on(async {
@@ -533,6 +566,11 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
             "{}; telemetry adds {}",
             r(5, 3),
             fmt_duration(p50(5).saturating_sub(p50(3)))
+        ),
+        format!(
+            "{}; the two trace headers add {}",
+            r(6, 1),
+            fmt_duration(p50(6).saturating_sub(p50(1)))
         ),
     ];
     for (i, name) in names.iter().enumerate() {
@@ -608,11 +646,17 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
                                             .await
                                             .unwrap();
                                     }
-                                    _ => {
+                                    5 => {
                                         let _: AgentMessage = tnx
                                             .request(&subjects[3], "sdk.bench.message", value)
                                             .await
                                             .unwrap();
+                                    }
+                                    _ => {
+                                        let req = async_nats::Request::new()
+                                            .headers(traced_hand_built_headers(source.as_str()))
+                                            .payload(Bytes::from_static(PAYLOAD));
+                                        raw.send_request("sdk.acme.rawtr.echo", req).await.unwrap();
                                     }
                                 }
                                 l.push(t.elapsed());
@@ -651,6 +695,11 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
             "{}; telemetry adds {}",
             cr(5, 3),
             fmt_duration(cp50(5).saturating_sub(cp50(3)))
+        ),
+        format!(
+            "{}; the two trace headers add {}",
+            cr(6, 1),
+            fmt_duration(cp50(6).saturating_sub(cp50(1)))
         ),
     ];
     for (i, name) in names.iter().enumerate() {

@@ -12,6 +12,7 @@ mod propagation;
 mod sampler;
 pub mod semconv;
 mod setup;
+mod traceparent;
 
 pub use config::{
     ConfigError, Exporter, LogFormat, OtlpHeaders, Protocol, Sampling, Signal, TelemetryConfig,

@@ -5,7 +5,7 @@ use opentelemetry::propagation::{
     Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::propagation::BaggagePropagator;
 
 /// A header map that trace context can be written into and read from. Implement it
 /// for your transport's headers; `get` must match names case-insensitively.
@@ -86,7 +86,7 @@ impl Propagator {
         let mut list: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
         for n in names {
             match n.as_ref() {
-                "tracecontext" => list.push(Box::new(TraceContextPropagator::new())),
+                "tracecontext" => list.push(Box::new(crate::traceparent::TraceContext::default())),
                 "baggage" => list.push(Box::new(BaggagePropagator::new())),
                 _ => {}
             }
