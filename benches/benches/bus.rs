@@ -603,10 +603,20 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
     ));
     let mut all: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     let mut wall: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    // `SDK_BENCH_ONLY=<#>`: that variant alone, 20 times as many rounds (for a profiler).
+    let only = std::env::var("SDK_BENCH_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|v| *v < names.len());
+    let schedule: Vec<usize> = match only {
+        Some(v) => vec![v; c_rounds * 20],
+        None => (0..c_rounds)
+            .flat_map(|round| (0..names.len()).map(move |k| (k + round) % names.len()))
+            .collect(),
+    };
     rt.block_on(async {
-        for round in 0..c_rounds {
-            for k in 0..names.len() {
-                let v = (k + round) % names.len();
+        {
+            for v in schedule {
                 let start = Instant::now();
                 let tasks: Vec<_> = (0..concurrent)
                     .map(|_| {

@@ -226,9 +226,15 @@ fn messaging_pieces(c: &mut Criterion) {
                 })
             },
         );
+        // A codec span is a child: it starts only under an active span, as in a
+        // traced publish.
+        let parent = {
+            use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
+            Context::new().with_span(t.tracer().start("publish sdk.{tenant}.bench"))
+        };
         g.bench_function("4 CodecGuard start + end, codec span on", |b| {
             b.iter(|| {
-                CodecGuard::start(&t, "encode", "sdk.v1.AgentMessage", &Context::new()).end(
+                CodecGuard::start(&t, "encode", "sdk.v1.AgentMessage", &parent).end(
                     "msgpack",
                     "sdk.v1.AgentMessage",
                     Ok(288),
@@ -240,7 +246,7 @@ fn messaging_pieces(c: &mut Criterion) {
             |b| {
                 t.set_codec_spans(false);
                 b.iter(|| {
-                    CodecGuard::start(&t, "encode", "sdk.v1.AgentMessage", &Context::new()).end(
+                    CodecGuard::start(&t, "encode", "sdk.v1.AgentMessage", &parent).end(
                         "msgpack",
                         "sdk.v1.AgentMessage",
                         Ok(288),
