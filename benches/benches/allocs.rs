@@ -138,10 +138,15 @@ fn main() {
             .connect(&url)
             .await
             .unwrap();
+        // The subscribe rows receive a burst from another process: the same room for
+        // it as raw's subscription has (async-nats' default, 65 536), or a slower
+        // moment on this machine drops messages (a slow consumer) and the row waits
+        // for them forever.
         let bus = Bus::connect(
             BusConfig::builder()
                 .servers(&url)
                 .inbox_tenant(&acme)
+                .subscription_capacity(1 << 16)
                 .build()
                 .unwrap(),
         )

@@ -167,6 +167,14 @@ fn publish(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
     let otel_nocodec = telemetry(Export::Otlp, Some(&sink));
     otel_nocodec.messaging().set_codec_spans(false);
     let traced_nocodec = messenger(&side.bus, &source, Some(&otel_nocodec));
+    // One trace in ten sampled: the other messages carry an unsampled `traceparent`
+    // and their spans are neither recorded nor exported; metrics are kept.
+    let otel_sampled = sdk_benches::telemetry_sampled(
+        Export::Otlp,
+        Some(&sink),
+        sdk_telemetry::Sampling::ParentBased(Box::new(sdk_telemetry::Sampling::Ratio(0.1))),
+    );
+    let traced_sampled = messenger(&side.bus, &source, Some(&otel_sampled));
     let in_process = Bus::in_process(
         BusConfig::builder()
             .subscription_capacity(1 << 16)
@@ -214,6 +222,7 @@ fn publish(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
         "sdk typed + traced, OTLP export, codec spans off",
         "sdk typed + traced, no exporter (spans built, nothing queued)",
         "sdk envelope publish, in-process transport",
+        "sdk typed + traced, OTLP export, 1 trace in 10 sampled (parent-based ratio 0.1)",
     ];
     // Headers of the untraced typed publish: the traced ones without trace context.
     let typed_template: Vec<(&'static str, String)> = template
@@ -228,6 +237,7 @@ fn publish(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
         let (side, source, subject, value) = (&side, &source, &subject, &value);
         let (template, typed_template, traced_nocodec, in_process) =
             (&template, &typed_template, &traced_nocodec, &in_process);
+        let traced_sampled = &traced_sampled;
         async move {
             let start = Instant::now();
             for _ in 0..BATCH {
@@ -287,7 +297,11 @@ fn publish(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
                         .publish(subject, "sdk.bench.message", value)
                         .await
                         .unwrap(),
-                    _ => in_process.publish(subject, envelope(source)).await.unwrap(),
+                    11 => in_process.publish(subject, envelope(source)).await.unwrap(),
+                    _ => traced_sampled
+                        .publish(subject, "sdk.bench.message", value)
+                        .await
+                        .unwrap(),
                 }
             }
             if v == 11 {
@@ -321,6 +335,7 @@ fn publish(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
         format!("{}; {}", vs(9, 5), vs(9, 6)),
         vs(10, 5),
         String::from("—"),
+        format!("{}; {}", vs(12, 5), vs(12, 8)),
     ];
     for (i, name) in names.iter().enumerate() {
         report.push_str(&format!(

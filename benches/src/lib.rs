@@ -154,8 +154,26 @@ pub enum Export {
 /// When the telemetry cannot be built.
 #[allow(clippy::expect_used)]
 pub fn telemetry(export: Export, sink: Option<&OtlpSink>) -> sdk_telemetry::Telemetry {
+    telemetry_sampled(
+        export,
+        sink,
+        sdk_telemetry::Sampling::ParentBased(Box::new(sdk_telemetry::Sampling::AlwaysOn)),
+    )
+}
+
+/// As [`telemetry`], with `sampling` instead of every trace.
+///
+/// # Panics
+/// When the telemetry cannot start.
+#[allow(clippy::expect_used)]
+pub fn telemetry_sampled(
+    export: Export,
+    sink: Option<&OtlpSink>,
+    sampling: sdk_telemetry::Sampling,
+) -> sdk_telemetry::Telemetry {
     use sdk_telemetry::{Exporter, LogFormat, Protocol, TelemetryConfig};
     let mut b = TelemetryConfig::builder("bench")
+        .sampling(sampling)
         .install_global(false)
         .log_format(LogFormat::Off)
         .metric_interval(Duration::from_secs(5));
