@@ -19,7 +19,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sdk_benches::alloc_count::{Counting, snapshot};
 use sdk_benches::{
-    Export, PAYLOAD, cheapest_headers, hand_built_headers, quick, runtime, telemetry, write_report,
+    Export, PAYLOAD, cheapest_headers, hand_built_headers, quick, runtime, spawn_raw_echo,
+    telemetry, write_report,
 };
 use sdk_bus::{
     Bus, BusConfig, ConsumerSpec, Envelope, EventSource, Outcome, ServeOptions, ServiceFailure,
@@ -421,28 +422,12 @@ fn main() {
 
         t.section("Request-reply, both ends in this process, per round trip");
         let server_raw = async_nats::connect(&url).await.unwrap();
-        let mut plain = server_raw.subscribe("sdk.acme.raw.echo").await.unwrap();
-        let responder = server_raw.clone();
-        tokio::spawn(async move {
-            while let Some(m) = plain.next().await {
-                if let Some(reply) = m.reply {
-                    responder.publish(reply, m.payload).await.unwrap();
-                }
-            }
-        });
-        let mut ce = server_raw.subscribe("sdk.acme.rawce.echo").await.unwrap();
-        let responder = server_raw.clone();
+        spawn_raw_echo(&server_raw, "sdk.acme.raw.echo", || None).await;
         let reply_uri = source.as_str().to_owned();
-        tokio::spawn(async move {
-            while let Some(m) = ce.next().await {
-                if let Some(reply) = m.reply {
-                    responder
-                        .publish_with_headers(reply, hand_built_headers(&reply_uri), m.payload)
-                        .await
-                        .unwrap();
-                }
-            }
-        });
+        spawn_raw_echo(&server_raw, "sdk.acme.rawce.echo", move || {
+            Some(hand_built_headers(&reply_uri))
+        })
+        .await;
         server_raw.flush().await.unwrap();
         let served = Bus::connect(BusConfig::builder().servers(&url).build().unwrap())
             .await

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sdk_benches::{
     Export, OtlpSink, PAYLOAD, cheapest_headers, fmt_duration, fmt_rate, hand_built_headers,
-    median, percentile, quick, runtime, telemetry, write_report,
+    median, percentile, quick, runtime, spawn_raw_echo, telemetry, write_report,
 };
 use sdk_bus::{
     Bus, BusConfig, Envelope, EventSource, ServeOptions, ServiceFailure, SubjectPattern, TenantId,
@@ -375,45 +375,17 @@ fn request_reply(rt: &tokio::runtime::Runtime, url: &str, report: &mut String) {
     };
     let (raw, bus, typed, traced, traced_nothing, _services) = rt.block_on(async {
         let server_raw = async_nats::connect(url).await.unwrap();
-        let mut plain = server_raw.subscribe("sdk.acme.raw.echo").await.unwrap();
-        let responder = server_raw.clone();
-        tokio::spawn(async move {
-            while let Some(m) = plain.next().await {
-                if let Some(reply) = m.reply {
-                    responder.publish(reply, m.payload).await.unwrap();
-                }
-            }
-        });
-        let mut ce = server_raw.subscribe("sdk.acme.rawce.echo").await.unwrap();
-        let responder = server_raw.clone();
+        spawn_raw_echo(&server_raw, "sdk.acme.raw.echo", || None).await;
         let reply_uri = source.as_str().to_owned();
-        tokio::spawn(async move {
-            while let Some(m) = ce.next().await {
-                if let Some(reply) = m.reply {
-                    responder
-                        .publish_with_headers(reply, hand_built_headers(&reply_uri), m.payload)
-                        .await
-                        .unwrap();
-                }
-            }
-        });
-        let mut traced_ce = server_raw.subscribe("sdk.acme.rawtr.echo").await.unwrap();
-        let responder = server_raw.clone();
+        spawn_raw_echo(&server_raw, "sdk.acme.rawce.echo", move || {
+            Some(hand_built_headers(&reply_uri))
+        })
+        .await;
         let reply_uri = source.as_str().to_owned();
-        tokio::spawn(async move {
-            while let Some(m) = traced_ce.next().await {
-                if let Some(reply) = m.reply {
-                    responder
-                        .publish_with_headers(
-                            reply,
-                            traced_hand_built_headers(&reply_uri),
-                            m.payload,
-                        )
-                        .await
-                        .unwrap();
-                }
-            }
-        });
+        spawn_raw_echo(&server_raw, "sdk.acme.rawtr.echo", move || {
+            Some(traced_hand_built_headers(&reply_uri))
+        })
+        .await;
         server_raw.flush().await.unwrap();
 
         let served = Bus::connect(config(None)).await.unwrap();

@@ -259,3 +259,30 @@ impl OtlpSink {
         self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
+
+/// A raw async-nats echo service: answers each request on `subject` in its receive
+/// loop (no task per request) with the request's payload and, when `headers` gives
+/// them, those reply headers.
+///
+/// # Panics
+/// When the subscription or a reply cannot be sent.
+#[allow(clippy::expect_used)]
+pub async fn spawn_raw_echo(
+    client: &async_nats::Client,
+    subject: &'static str,
+    headers: impl Fn() -> Option<async_nats::HeaderMap> + Send + 'static,
+) {
+    use futures::StreamExt as _;
+    let mut requests = client.subscribe(subject).await.expect("subscribe");
+    let responder = client.clone();
+    tokio::spawn(async move {
+        while let Some(m) = requests.next().await {
+            let Some(reply) = m.reply else { continue };
+            match headers() {
+                Some(h) => responder.publish_with_headers(reply, h, m.payload).await,
+                None => responder.publish(reply, m.payload).await,
+            }
+            .expect("reply");
+        }
+    });
+}
