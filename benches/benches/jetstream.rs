@@ -27,7 +27,10 @@ use sdk_benches::{
     Export, OtlpSink, PAYLOAD, ce, fmt_duration, fmt_rate, median, quick, runtime, telemetry,
     write_report,
 };
-use sdk_bus::{Bus, BusConfig, ConsumerSpec, Envelope, EventSource, Outcome, StreamSpec, TenantId};
+use sdk_bus::jetstream::JetStream;
+use sdk_bus::{
+    Bus, BusConfig, ConsumerSpec, Envelope, EventSource, Outcome, StreamSpec, Subject, TenantId,
+};
 use sdk_codec::v1::AgentMessage;
 use sdk_codec::{Codec, Format, samples};
 use sdk_integration::Messenger;
@@ -190,6 +193,33 @@ fn main() {
     let c_rounds = if quick() { 3 } else { 6 };
     let mut samples = vec![Vec::new(); names.len()];
     let raw_stream = rt.block_on(raw.get_stream("SDK_EVENTS")).unwrap();
+    let consumers = Consumers {
+        raw_stream: &raw_stream,
+        js: &js,
+        typed: &typed,
+        traced: &traced,
+    };
+    // `SDK_BENCH_ONLY=<#>`: that consumer alone, on 100 000 stored messages, for a
+    // profiler: it says on stderr when the messages are stored and waits 3 s, time for
+    // `perf record -p <this pid>,<nats-server pid>` to attach, so that storing them is
+    // not in the profile.
+    if let Some(v) = std::env::var("SDK_BENCH_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|v| *v < names.len())
+    {
+        let n = 100_000;
+        let subject = acme.scope().event("only").unwrap();
+        store(&rt, &traced, &js, std::slice::from_ref(&subject), &value, n);
+        eprintln!(
+            "jetstream: {n} stored; consuming in 3 s (pid {})",
+            std::process::id()
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        let t = consumers.run(&rt, v, subject.to_string(), "bench-only", n);
+        eprintln!("jetstream: consumed {n} in {t:?}");
+        return;
+    }
     for r in 0..c_rounds {
         // Store every variant's messages first, each on its own subject, through the
         // traced messenger so that they carry trace context (unused by raw). Their
@@ -197,117 +227,12 @@ fn main() {
         let subjects: Vec<_> = (0..names.len())
             .map(|v| acme.scope().event(&format!("c{r}v{v}")).unwrap())
             .collect();
-        rt.block_on(async {
-            let tasks: Vec<_> = (0..16)
-                .map(|t| {
-                    let (traced, js, subjects, value) =
-                        (traced.clone(), js.clone(), subjects.clone(), value.clone());
-                    tokio::spawn(async move {
-                        for s in &subjects {
-                            for _ in 0..n / 16 + usize::from(t < n % 16) {
-                                traced
-                                    .publish_durable(&js, s, "sdk.bench.message", &value)
-                                    .await
-                                    .unwrap();
-                            }
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
+        store(&rt, &traced, &js, &subjects, &value, n);
         for k in 0..names.len() {
             let v = (k + r) % names.len();
             let filter = subjects[v].to_string();
             let durable = format!("bench-c{r}v{v}");
-            let elapsed = rt.block_on(async {
-                let start = Instant::now();
-                match v {
-                    0..=2 => {
-                        let consumer: consumer::PullConsumer = raw_stream
-                            .create_consumer(consumer::pull::Config {
-                                durable_name: Some(durable.clone()),
-                                filter_subject: filter,
-                                ack_policy: consumer::AckPolicy::Explicit,
-                                max_ack_pending: 1000,
-                                ..Default::default()
-                            })
-                            .await
-                            .unwrap();
-                        let messages = consumer
-                            .stream()
-                            .max_messages_per_batch(256)
-                            .messages()
-                            .await
-                            .unwrap()
-                            .take(n);
-                        if v == 0 {
-                            let mut messages = messages;
-                            while let Some(m) = messages.next().await {
-                                m.unwrap().ack().await.unwrap();
-                            }
-                        } else {
-                            messages
-                                .for_each_concurrent(64, |m| async move {
-                                    let m = m.unwrap();
-                                    if v == 2 {
-                                        let _: AgentMessage =
-                                            rmp_serde::from_slice(&m.payload).unwrap();
-                                    }
-                                    m.ack().await.unwrap();
-                                })
-                                .await;
-                        }
-                        // The pull stream is dropped here, before anything else runs.
-                        start.elapsed()
-                    }
-                    _ => {
-                        let count = Arc::new(AtomicUsize::new(0));
-                        let done = Arc::new(tokio::sync::Notify::new());
-                        let spec = ConsumerSpec::new("SDK_EVENTS", &durable)
-                            .filter_subject(&filter)
-                            .max_ack_pending(1000)
-                            .concurrency(64);
-                        let (c, d) = (Arc::clone(&count), Arc::clone(&done));
-                        let tick = move || {
-                            if c.fetch_add(1, Ordering::SeqCst) + 1 == n {
-                                d.notify_one();
-                            }
-                        };
-                        let worker = match v {
-                            3 => js
-                                .consume(spec, move |_d| {
-                                    tick();
-                                    async { Outcome::Ack }
-                                })
-                                .await
-                                .unwrap(),
-                            4 => typed
-                                .consume(&js, spec, move |_m: AgentMessage, _cx| {
-                                    tick();
-                                    async { Outcome::Ack }
-                                })
-                                .await
-                                .unwrap(),
-                            _ => traced
-                                .consume(&js, spec, move |_m: AgentMessage, _cx| {
-                                    tick();
-                                    async { Outcome::Ack }
-                                })
-                                .await
-                                .unwrap(),
-                        };
-                        while count.load(Ordering::SeqCst) < n {
-                            done.notified().await;
-                        }
-                        let t = start.elapsed();
-                        worker.abort();
-                        t
-                    }
-                }
-            });
+            let elapsed = consumers.run(&rt, v, filter, &durable, n);
             rt.block_on(raw_stream.delete_consumer(&durable)).ok();
             samples[v].push(elapsed);
         }
@@ -338,4 +263,152 @@ fn main() {
     write_report("jetstream", &report);
     drop(otel);
     drop(server);
+}
+
+/// Stores `n` typed messages on each of `subjects` through the traced messenger (16
+/// publishers at once), so that they carry trace context as production traffic does.
+fn store(
+    rt: &tokio::runtime::Runtime,
+    traced: &Messenger,
+    js: &JetStream,
+    subjects: &[Subject],
+    value: &AgentMessage,
+    n: usize,
+) {
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let (traced, js, subjects, value) =
+                    (traced.clone(), js.clone(), subjects.to_vec(), value.clone());
+                tokio::spawn(async move {
+                    for s in &subjects {
+                        for _ in 0..n / 16 + usize::from(t < n % 16) {
+                            traced
+                                .publish_durable(&js, s, "sdk.bench.message", &value)
+                                .await
+                                .unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+/// What the consume variants need: raw's stream, and ours.
+struct Consumers<'a> {
+    raw_stream: &'a jetstream::stream::Stream,
+    js: &'a JetStream,
+    typed: &'a Messenger,
+    traced: &'a Messenger,
+}
+
+impl Consumers<'_> {
+    /// Consumes `n` stored messages of `filter` with variant `v` on a new durable
+    /// consumer, whose creation is inside the clock.
+    fn run(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        v: usize,
+        filter: String,
+        durable: &str,
+        n: usize,
+    ) -> Duration {
+        let Consumers {
+            raw_stream,
+            js,
+            typed,
+            traced,
+        } = *self;
+        let durable = durable.to_owned();
+        rt.block_on(async {
+            let start = Instant::now();
+            match v {
+                0..=2 => {
+                    let consumer: consumer::PullConsumer = raw_stream
+                        .create_consumer(consumer::pull::Config {
+                            durable_name: Some(durable.clone()),
+                            filter_subject: filter,
+                            ack_policy: consumer::AckPolicy::Explicit,
+                            max_ack_pending: 1000,
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap();
+                    let messages = consumer
+                        .stream()
+                        .max_messages_per_batch(256)
+                        .messages()
+                        .await
+                        .unwrap()
+                        .take(n);
+                    if v == 0 {
+                        let mut messages = messages;
+                        while let Some(m) = messages.next().await {
+                            m.unwrap().ack().await.unwrap();
+                        }
+                    } else {
+                        messages
+                            .for_each_concurrent(64, |m| async move {
+                                let m = m.unwrap();
+                                if v == 2 {
+                                    let _: AgentMessage =
+                                        rmp_serde::from_slice(&m.payload).unwrap();
+                                }
+                                m.ack().await.unwrap();
+                            })
+                            .await;
+                    }
+                    // The pull stream is dropped here, before anything else runs.
+                    start.elapsed()
+                }
+                _ => {
+                    let count = Arc::new(AtomicUsize::new(0));
+                    let done = Arc::new(tokio::sync::Notify::new());
+                    let spec = ConsumerSpec::new("SDK_EVENTS", &durable)
+                        .filter_subject(&filter)
+                        .max_ack_pending(1000)
+                        .concurrency(64);
+                    let (c, d) = (Arc::clone(&count), Arc::clone(&done));
+                    let tick = move || {
+                        if c.fetch_add(1, Ordering::SeqCst) + 1 == n {
+                            d.notify_one();
+                        }
+                    };
+                    let worker = match v {
+                        3 => js
+                            .consume(spec, move |_d| {
+                                tick();
+                                async { Outcome::Ack }
+                            })
+                            .await
+                            .unwrap(),
+                        4 => typed
+                            .consume(js, spec, move |_m: AgentMessage, _cx| {
+                                tick();
+                                async { Outcome::Ack }
+                            })
+                            .await
+                            .unwrap(),
+                        _ => traced
+                            .consume(js, spec, move |_m: AgentMessage, _cx| {
+                                tick();
+                                async { Outcome::Ack }
+                            })
+                            .await
+                            .unwrap(),
+                    };
+                    while count.load(Ordering::SeqCst) < n {
+                        done.notified().await;
+                    }
+                    let t = start.elapsed();
+                    worker.abort();
+                    t
+                }
+            }
+        })
+    }
 }

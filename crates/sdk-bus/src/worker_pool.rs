@@ -70,6 +70,10 @@ impl WorkerPool {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        // Boxed once here, the handler's future (often kilobytes: the message, its
+        // context, the handler's state) is not copied again by each layer of the
+        // spawn; a profile of the typed consumer had those copies at 10 % of its CPU.
+        let task = Box::pin(task);
         self.running.spawn(async move {
             task.await;
             drop(slot);
