@@ -102,24 +102,28 @@ impl Messenger {
         F: Fn(T, MessageContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, ServiceFailure>> + Send + 'static,
     {
-        let me = self.clone();
-        let handler = Arc::new(handler);
-        let group = options.group.clone();
+        // Shared by every request: one reference count per request, not a copy of
+        // the messenger, the pattern and the group name.
+        let shared = Arc::new(Serving {
+            me: self.clone(),
+            handler,
+            group: options.group.clone(),
+            pattern: pattern.clone(),
+        });
         let timeout = options.timeout;
-        let pattern_owned = pattern.clone();
         self.bus
             .serve(pattern, options, move |delivery: Delivery| {
-                let (me, handler, group, pattern) = (
-                    me.clone(),
-                    Arc::clone(&handler),
-                    group.clone(),
-                    pattern_owned.clone(),
-                );
+                let shared = Arc::clone(&shared);
                 async move {
-                    let template = pattern.template_for(&delivery.subject);
+                    let Serving {
+                        me,
+                        handler,
+                        group,
+                        pattern,
+                    } = &*shared;
                     let (mut guard, cx) = me.start_process(
                         &delivery.subject,
-                        template,
+                        || pattern.template_for(&delivery.subject),
                         &delivery.envelope,
                         group.as_deref(),
                     );
@@ -168,6 +172,14 @@ impl Messenger {
 }
 
 /// Runs a closure with a context attached.
+/// What every request of one typed service shares.
+struct Serving<F> {
+    me: Messenger,
+    handler: F,
+    group: Option<String>,
+    pattern: SubjectPattern,
+}
+
 trait AttachScoped {
     fn attach_scoped<T>(&self, f: impl FnOnce() -> T) -> T;
 }

@@ -61,20 +61,29 @@ impl Messenger {
         F: Fn(T, MessageContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Outcome> + Send + 'static,
     {
-        let me = self.clone();
-        let handler = Arc::new(handler);
-        let policy = spec.clone();
-        let group = spec.durable.clone();
+        // Shared by every delivery: one reference count per message, not a copy of
+        // the messenger, the spec and the group name.
+        let shared = Arc::new(Consuming {
+            me: self.clone(),
+            handler,
+            group: spec.durable.clone(),
+            policy: spec.clone(),
+        });
         let worker = js
             .consume(spec, move |d: JetStreamDelivery| {
-                let (me, handler, group, policy) =
-                    (me.clone(), Arc::clone(&handler), group.clone(), policy.clone());
+                let shared = Arc::clone(&shared);
                 async move {
+                    let Consuming {
+                        me,
+                        handler,
+                        group,
+                        policy,
+                    } = &*shared;
                     let (mut guard, cx) = me.start_process(
                         &d.subject,
-                        d.subject.template(),
+                        || d.subject.template(),
                         &d.envelope,
-                        Some(&group),
+                        Some(group),
                     );
                     if let Some(g) = guard.as_mut() {
                         g.set_attribute(KeyValue::new(
@@ -123,4 +132,12 @@ impl Messenger {
             .await?;
         Ok(worker)
     }
+}
+
+/// What every delivery of one typed consumer shares.
+struct Consuming<F> {
+    me: Messenger,
+    handler: F,
+    group: String,
+    policy: ConsumerSpec,
 }

@@ -192,7 +192,7 @@ impl Messenger {
     pub(crate) fn start_process(
         &self,
         subject: &sdk_bus::Subject,
-        template: String,
+        template: impl FnOnce() -> String,
         envelope: &Envelope,
         group: Option<&str>,
     ) -> (Option<OperationGuard>, Context) {
@@ -200,7 +200,7 @@ impl Messenger {
             return (None, Context::current());
         };
         let parent = t.propagator().extract(&Extract(envelope.headers()));
-        let described = Described::new(subject, template, envelope);
+        let described = Described::new(subject, template(), envelope);
         let guard = OperationGuard::start(
             t,
             Operation::Process,

@@ -76,10 +76,13 @@ impl<T: Payload> TypedSubscription<T> {
             Ok(d) => d,
             Err(e) => return Some(Err(e)),
         };
-        let template = self.pattern.template_for(&delivery.subject);
-        let (mut guard, cx) =
-            self.messenger
-                .start_process(&delivery.subject, template, &delivery.envelope, None);
+        let pattern = &self.pattern;
+        let (mut guard, cx) = self.messenger.start_process(
+            &delivery.subject,
+            || pattern.template_for(&delivery.subject),
+            &delivery.envelope,
+            None,
+        );
         let decoded = cx_scope(&cx, || self.messenger.decode::<T>(&delivery.envelope));
         Some(Ok(match decoded {
             Ok(value) => Ok(Received {
