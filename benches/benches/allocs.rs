@@ -19,12 +19,12 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sdk_benches::alloc_count::{Counting, snapshot};
 use sdk_benches::{
-    Export, PAYLOAD, cheapest_headers, hand_built_headers, quick, runtime, spawn_raw_echo,
-    telemetry, write_report,
+    Export, OurConsumer, PAYLOAD, cheapest_headers, consume_n, hand_built_headers, quick, runtime,
+    spawn_raw_echo, telemetry, write_report,
 };
 use sdk_bus::{
-    Bus, BusConfig, ConsumerSpec, Envelope, EventSource, Outcome, ServeOptions, ServiceFailure,
-    StreamSpec, SubjectPattern, TenantId,
+    Bus, BusConfig, Envelope, EventSource, ServeOptions, ServiceFailure, StreamSpec,
+    SubjectPattern, TenantId,
 };
 use sdk_codec::v1::AgentMessage;
 use sdk_codec::{Codec, Format, samples};
@@ -623,45 +623,12 @@ fn main() {
                     })
                     .await;
             } else {
-                let count = Arc::new(AtomicUsize::new(0));
-                let done = Arc::new(tokio::sync::Notify::new());
-                let spec = ConsumerSpec::new("SDK_EVENTS", &durable)
-                    .filter_subject(cs.as_str())
-                    .max_ack_pending(1000)
-                    .concurrency(64);
-                let (c, d) = (Arc::clone(&count), Arc::clone(&done));
-                let tick = move || {
-                    if c.fetch_add(1, Ordering::SeqCst) + 1 == jn {
-                        d.notify_one();
-                    }
+                let which = match variant {
+                    1 => OurConsumer::Envelope,
+                    2 => OurConsumer::Typed,
+                    _ => OurConsumer::Traced,
                 };
-                let worker = match variant {
-                    1 => js
-                        .consume(spec, move |_d| {
-                            tick();
-                            async { Outcome::Ack }
-                        })
-                        .await
-                        .unwrap(),
-                    2 => typed
-                        .consume(&js, spec, move |_m: AgentMessage, _cx| {
-                            tick();
-                            async { Outcome::Ack }
-                        })
-                        .await
-                        .unwrap(),
-                    _ => traced
-                        .consume(&js, spec, move |_m: AgentMessage, _cx| {
-                            tick();
-                            async { Outcome::Ack }
-                        })
-                        .await
-                        .unwrap(),
-                };
-                while count.load(Ordering::SeqCst) < jn {
-                    done.notified().await;
-                }
-                worker.abort();
+                consume_n(&js, &typed, &traced, which, &durable, cs.as_str(), jn).await;
             }
             let per = snapshot().per(before, jn as u64);
             let name = [

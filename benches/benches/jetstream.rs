@@ -16,21 +16,17 @@
 //! Run: `cargo bench -p sdk-benches --bench jetstream` (needs `scripts/install-tools`).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
 use futures::StreamExt;
 use sdk_benches::{
-    Export, OtlpSink, PAYLOAD, ce, fmt_duration, fmt_rate, median, quick, runtime, telemetry,
-    write_report,
+    Export, OtlpSink, OurConsumer, PAYLOAD, ce, consume_n, fmt_duration, fmt_rate, median, quick,
+    runtime, telemetry, write_report,
 };
 use sdk_bus::jetstream::JetStream;
-use sdk_bus::{
-    Bus, BusConfig, ConsumerSpec, Envelope, EventSource, Outcome, StreamSpec, Subject, TenantId,
-};
+use sdk_bus::{Bus, BusConfig, Envelope, EventSource, StreamSpec, Subject, TenantId};
 use sdk_codec::v1::AgentMessage;
 use sdk_codec::{Codec, Format, samples};
 use sdk_integration::Messenger;
@@ -366,47 +362,13 @@ impl Consumers<'_> {
                     start.elapsed()
                 }
                 _ => {
-                    let count = Arc::new(AtomicUsize::new(0));
-                    let done = Arc::new(tokio::sync::Notify::new());
-                    let spec = ConsumerSpec::new("SDK_EVENTS", &durable)
-                        .filter_subject(&filter)
-                        .max_ack_pending(1000)
-                        .concurrency(64);
-                    let (c, d) = (Arc::clone(&count), Arc::clone(&done));
-                    let tick = move || {
-                        if c.fetch_add(1, Ordering::SeqCst) + 1 == n {
-                            d.notify_one();
-                        }
+                    let which = match v {
+                        3 => OurConsumer::Envelope,
+                        4 => OurConsumer::Typed,
+                        _ => OurConsumer::Traced,
                     };
-                    let worker = match v {
-                        3 => js
-                            .consume(spec, move |_d| {
-                                tick();
-                                async { Outcome::Ack }
-                            })
-                            .await
-                            .unwrap(),
-                        4 => typed
-                            .consume(js, spec, move |_m: AgentMessage, _cx| {
-                                tick();
-                                async { Outcome::Ack }
-                            })
-                            .await
-                            .unwrap(),
-                        _ => traced
-                            .consume(js, spec, move |_m: AgentMessage, _cx| {
-                                tick();
-                                async { Outcome::Ack }
-                            })
-                            .await
-                            .unwrap(),
-                    };
-                    while count.load(Ordering::SeqCst) < n {
-                        done.notified().await;
-                    }
-                    let t = start.elapsed();
-                    worker.abort();
-                    t
+                    consume_n(js, typed, traced, which, &durable, &filter, n).await;
+                    start.elapsed()
                 }
             }
         })

@@ -286,3 +286,74 @@ pub async fn spawn_raw_echo(
         }
     });
 }
+
+/// Which of our JetStream consumers a bench runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OurConsumer {
+    /// `JetStream::consume`, envelopes.
+    Envelope,
+    /// `Messenger::consume` of `AgentMessage`, no telemetry.
+    Typed,
+    /// `Messenger::consume` of `AgentMessage` with the `traced` messenger.
+    Traced,
+}
+
+/// Runs `which` consumer on `filter` (stream `SDK_EVENTS`, durable `durable`, 64
+/// handlers that ack at once) until it has handled `n` messages, then stops it.
+///
+/// # Panics
+/// When the consumer cannot start.
+#[allow(clippy::expect_used)]
+pub async fn consume_n(
+    js: &sdk_bus::JetStream,
+    typed: &sdk_integration::Messenger,
+    traced: &sdk_integration::Messenger,
+    which: OurConsumer,
+    durable: &str,
+    filter: &str,
+    n: usize,
+) {
+    use sdk_bus::{ConsumerSpec, Outcome};
+    use sdk_codec::v1::AgentMessage;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let spec = ConsumerSpec::new("SDK_EVENTS", durable)
+        .filter_subject(filter)
+        .max_ack_pending(1000)
+        .concurrency(64);
+    let (c, d) = (Arc::clone(&count), Arc::clone(&done));
+    let tick = move || {
+        if c.fetch_add(1, Ordering::SeqCst) + 1 == n {
+            d.notify_one();
+        }
+    };
+    let worker = match which {
+        OurConsumer::Envelope => js
+            .consume(spec, move |_d| {
+                tick();
+                async { Outcome::Ack }
+            })
+            .await
+            .expect("consume"),
+        OurConsumer::Typed | OurConsumer::Traced => {
+            let messenger = if which == OurConsumer::Typed {
+                typed
+            } else {
+                traced
+            };
+            messenger
+                .consume(js, spec, move |_m: AgentMessage, _cx| {
+                    tick();
+                    async { Outcome::Ack }
+                })
+                .await
+                .expect("consume")
+        }
+    };
+    while count.load(Ordering::SeqCst) < n {
+        done.notified().await;
+    }
+    worker.abort();
+}
