@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -41,6 +41,9 @@ struct Shared {
     open: Mutex<HashMap<u64, TcpStream>>,
     /// Signalled whenever a connection ends.
     ended: Condvar,
+    /// Scrapes that were not answered in full: turned away (`503`), cut off at the
+    /// deadline, broken by the client, or with metrics that could not be encoded.
+    failed: AtomicU64,
 }
 
 impl Shared {
@@ -72,6 +75,7 @@ impl PrometheusEndpoint {
             stop: AtomicBool::new(false),
             open: Mutex::new(HashMap::new()),
             ended: Condvar::new(),
+            failed: AtomicU64::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -86,6 +90,11 @@ impl PrometheusEndpoint {
 
     pub(crate) fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// How many scrapes were not answered in full.
+    pub(crate) fn failed_scrapes(&self) -> u64 {
+        self.shared.failed.load(Ordering::Relaxed)
     }
 }
 
@@ -157,6 +166,11 @@ fn accept_loop(
             let mut open = shared.open();
             if open.len() >= MAX_CONNECTIONS {
                 drop(open);
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    limit = MAX_CONNECTIONS,
+                    "a Prometheus scrape was turned away with 503: too many open connections"
+                );
                 turn_away(stream);
                 continue;
             }
@@ -169,7 +183,10 @@ fn accept_loop(
         let spawned = std::thread::Builder::new()
             .name("sdk-prometheus-conn".into())
             .spawn(move || {
-                let _ = serve(stream, &registry, Instant::now() + deadline);
+                if let Err(e) = serve(stream, &registry, Instant::now() + deadline) {
+                    conn_shared.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "a Prometheus scrape was not answered");
+                }
                 conn_shared.open().remove(&id);
                 conn_shared.ended.notify_all();
             });
@@ -253,8 +270,16 @@ fn serve(mut stream: TcpStream, registry: &Registry, deadline: Instant) -> std::
     {
         let encoder = TextEncoder::new();
         let mut body = Vec::new();
-        if encoder.encode(&registry.gather(), &mut body).is_err() {
-            body.clear();
+        if let Err(e) = encoder.encode(&registry.gather(), &mut body) {
+            // Answered, and still reported: the scraper sees a 500, not empty metrics.
+            write_by(
+                &mut stream,
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                deadline,
+            )?;
+            return Err(std::io::Error::other(format!(
+                "the metrics could not be encoded: {e}"
+            )));
         }
         let mut response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -358,6 +383,31 @@ mod tests {
         }
     }
 
+    /// Waits, up to `within`, until `endpoint` has counted `n` failed scrapes.
+    fn failures_reach(endpoint: &PrometheusEndpoint, n: u64, within: Duration) -> u64 {
+        let until = Instant::now() + within;
+        while endpoint.failed_scrapes() < n && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        endpoint.failed_scrapes()
+    }
+
+    #[test]
+    fn a_scrape_the_client_breaks_off_is_counted_and_a_full_one_is_not() {
+        let endpoint = endpoint(Duration::from_secs(10));
+        let response = scrape(endpoint.address(), Duration::from_secs(5)).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        // Half a request, then the client goes away.
+        let mut broken = TcpStream::connect(endpoint.address()).unwrap();
+        broken.write_all(b"GET /met").unwrap();
+        drop(broken);
+        assert_eq!(failures_reach(&endpoint, 1, Duration::from_secs(10)), 1);
+        // A later full scrape still counts nothing.
+        let response = scrape(endpoint.address(), Duration::from_secs(5)).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert_eq!(endpoint.failed_scrapes(), 1);
+    }
+
     #[test]
     fn a_trickling_client_does_not_block_another() {
         let endpoint = endpoint(Duration::from_secs(10));
@@ -405,9 +455,10 @@ mod tests {
             closed < deadline + Duration::from_secs(4),
             "closed only after {closed:?}; the deadline is {deadline:?}"
         );
-        // The endpoint still serves.
+        // The endpoint still serves, and counted the cut-off scrape.
         let response = scrape(endpoint.address(), Duration::from_secs(5)).unwrap();
         assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert_eq!(failures_reach(&endpoint, 1, Duration::from_secs(10)), 1);
     }
 
     #[test]
@@ -434,6 +485,10 @@ mod tests {
                 "never turned away"
             );
         }
+        assert!(
+            endpoint.failed_scrapes() >= 1,
+            "a scrape turned away with 503 is counted"
+        );
         drop(slow);
     }
 

@@ -237,6 +237,16 @@ impl Telemetry {
             .map(crate::prometheus::PrometheusEndpoint::address)
     }
 
+    /// How many Prometheus scrapes were not answered in full (turned away, cut off at
+    /// the deadline, broken by the client, or unencodable metrics); each is also
+    /// logged as a warning. `0` without an endpoint.
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus_failed_scrapes(&self) -> u64 {
+        self.prometheus
+            .as_ref()
+            .map_or(0, crate::prometheus::PrometheusEndpoint::failed_scrapes)
+    }
+
     /// The propagator `OTEL_PROPAGATORS` selected.
     pub fn propagator(&self) -> &Propagator {
         &self.propagator
