@@ -92,11 +92,11 @@ impl Messenger {
         let encoded = match self.codec.encode_as(value, format) {
             Ok(e) => e,
             Err(e) => {
-                finish_codec(guard, format, schema.as_deref(), Err(&e.to_string()));
+                finish_codec(guard, || format, schema.as_deref(), Err(&e.to_string()));
                 return Err(e.into());
             }
         };
-        finish_codec(guard, format, schema.as_deref(), Ok(encoded.bytes.len()));
+        finish_codec(guard, || format, schema.as_deref(), Ok(encoded.bytes.len()));
         let mut builder = Envelope::builder(source, event_type)
             .content_type(encoded.content_type)
             .payload(encoded.bytes);
@@ -125,9 +125,12 @@ impl Messenger {
         let meta = PayloadMeta::new(&content_type)
             .with_encoding(encoding.as_deref())
             .with_schema(schema.as_deref());
-        let format = content_type
-            .parse::<Format>()
-            .unwrap_or(self.codec.format());
+        // The span's format label; parsed only when there is a span to label.
+        let format = || {
+            content_type
+                .parse::<Format>()
+                .unwrap_or(self.codec.format())
+        };
         let guard = self.codec_guard("decode", schema.as_deref());
         match self.codec.decode(envelope.payload().clone(), &meta) {
             Ok(value) => {
@@ -223,12 +226,12 @@ impl Messenger {
 
 fn finish_codec(
     guard: Option<CodecGuard>,
-    format: Format,
+    format: impl FnOnce() -> Format,
     schema: Option<&str>,
     result: Result<usize, &str>,
 ) {
     if let Some(g) = guard {
-        g.end(format.name(), schema.unwrap_or("unknown"), result);
+        g.end(format().name(), schema.unwrap_or("unknown"), result);
     }
 }
 

@@ -55,10 +55,14 @@ impl SharedValues {
 
     /// The shared attribute for `value`, or `None` once `cap` other values are kept.
     fn get(&self, value: &str) -> Option<KeyValue> {
-        if let Ok(seen) = self.seen.read()
-            && let Some(kv) = seen.get(value)
-        {
-            return Some(kv.clone());
+        if let Ok(seen) = self.seen.read() {
+            if let Some(kv) = seen.get(value) {
+                return Some(kv.clone());
+            }
+            // Full: no write lock per call for values past the cap.
+            if seen.len() >= self.cap {
+                return None;
+            }
         }
         let mut seen = self.seen.write().ok()?;
         if let Some(kv) = seen.get(value) {

@@ -339,7 +339,12 @@ impl Telemetry {
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        let _ = self.shutdown_inner(Duration::from_secs(5));
+        // Spans, metrics or logs that could not be flushed are lost: say so. The
+        // tracing subscriber may be part of what is shutting down, so stderr it is;
+        // call `Telemetry::shutdown` to get the error as a value instead.
+        if let Err(e) = self.shutdown_inner(Duration::from_secs(5)) {
+            eprintln!("sdk-telemetry: shutdown on drop did not complete: {e}");
+        }
     }
 }
 

@@ -1,4 +1,9 @@
 #![doc = include_str!("../README.md")]
+// The invariant behind every `expect` here: this crate is a dev-dependency only. It
+// sets up real servers for tests (temp dirs, certificates, spawned processes, ports),
+// and a set-up step that fails must stop the test at once with the step named in its
+// `expect`, rather than return an error every test would unwrap anyway. No product
+// crate depends on it (`cargo deny` and the workspace layout, decision 0001).
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod collector;
