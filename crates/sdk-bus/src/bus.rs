@@ -13,7 +13,7 @@ use crate::transport::memory::MemoryTransport;
 use crate::transport::{ConnectionStatus, RawMessage, ServerDetails, Transport};
 use crate::{
     BusConfig, BusError, Envelope, EnvelopeError, PublishError, RequestError, Subject,
-    SubjectPattern, SubscribeError, TenantId, names,
+    SubjectPattern, SubscribeError, TenantId, TooLarge, names,
 };
 
 /// Services and consumers still running, so that `drain` can wait for them.
@@ -195,13 +195,7 @@ impl Bus {
         headers: crate::Headers,
         payload: Bytes,
     ) -> Result<(), PublishError> {
-        if let Some((size, max_payload)) = self.oversized(headers.wire_size() + payload.len()) {
-            return Err(PublishError::TooLarge {
-                subject: subject.to_owned(),
-                size,
-                max_payload,
-            });
-        }
+        self.check_size(subject, headers.wire_size() + payload.len())?;
         let msg = RawMessage {
             subject: subject.to_owned(),
             reply: None,
@@ -216,10 +210,9 @@ impl Bus {
         Ok(())
     }
 
-    /// `(size, max_payload)` when `size` is over the server's limit.
-    pub(crate) fn oversized(&self, size: usize) -> Option<(usize, usize)> {
-        let max_payload = self.max_payload();
-        (size > max_payload).then_some((size, max_payload))
+    /// Whether `size` bytes for `subject` fit in the server's `max_payload`.
+    pub(crate) fn check_size(&self, subject: &str, size: usize) -> Result<(), TooLarge> {
+        TooLarge::check(subject, size, self.max_payload())
     }
 
     /// Waits until everything published so far has been written to the server.
@@ -373,13 +366,7 @@ impl Bus {
         envelope: Envelope,
         timeout: Duration,
     ) -> Result<Envelope, RequestError> {
-        if let Some((size, max_payload)) = self.oversized(envelope.wire_size()) {
-            return Err(RequestError::TooLarge {
-                subject: subject.to_string(),
-                size,
-                max_payload,
-            });
-        }
+        self.check_size(subject.as_str(), envelope.wire_size())?;
         let (headers, payload) = envelope.into_parts();
         let msg = RawMessage {
             subject: subject.to_string(),

@@ -21,7 +21,7 @@ pub use envelope::{
     Envelope, EnvelopeBuilder, EnvelopeError, EventSource, SPEC_VERSION, new_id, new_time,
 };
 pub use error::{
-    BusError, Cause, JetStreamPublishError, PublishError, RequestError, SubscribeError,
+    BusError, Cause, JetStreamPublishError, PublishError, RequestError, SubscribeError, TooLarge,
 };
 pub use events::{AckOperation, BusEvent, BusStats, Operation};
 pub use headers::{HeaderError, Headers};

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use crate::events::{BusEvent, Monitor};
 use crate::service::{ServiceCode, ServiceFailure};
 use crate::subscription::Refusal;
-use crate::{Bus, Envelope, Headers, PublishError, Subject, TenantId, names};
+use crate::{Bus, Envelope, Headers, PublishError, Subject, TenantId, TooLarge, names};
 
 /// The dead-letter headers of the contract.
 pub(crate) mod dlq {
@@ -193,9 +193,9 @@ pub(crate) async fn settle_core(
         (Ok(answer), Some(reply)) => {
             let (headers, payload) = answer.into_parts();
             match send_reply(bus, subject, reply, headers, payload).await {
-                Err(PublishError::TooLarge {
+                Err(PublishError::TooLarge(TooLarge {
                     size, max_payload, ..
-                }) => {
+                })) => {
                     let text = format!(
                         "the reply is {size} bytes, over the server's max_payload of {max_payload}"
                     );

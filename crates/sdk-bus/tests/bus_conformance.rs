@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::fixture::Fixture;
 use common::*;
 use sdk_bus::{
-    Bus, BusConfig, BusEvent, RequestError, ServeOptions, ServiceCode, ServiceFailure, Subject,
-    SubjectPattern,
+    Bus, BusConfig, BusError, BusEvent, PublishError, RequestError, ServeOptions, ServiceCode,
+    ServiceFailure, Subject, SubjectPattern,
 };
 use sdk_testkit::NatsServer;
 
@@ -387,15 +387,26 @@ async fn oversized_messages_are_refused_with_both_sizes(mut f: Fixture) {
     let big = "x".repeat(70 * 1024);
     let env = envelope("acme", &big);
     let size = env.wire_size();
-    let err = bus
-        .publish(&tenant("acme").scope().event("big").unwrap(), env)
-        .await
-        .unwrap_err();
+    let subject = tenant("acme").scope().event("big").unwrap();
+    let err = bus.publish(&subject, env.clone()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
             "message for sdk.acme.events.big is {size} bytes (headers and payload), over the server's max_payload of 65536 bytes"
         )
+    );
+    let PublishError::TooLarge(published) = err else {
+        panic!("expected TooLarge, got {err:?}");
+    };
+    assert_eq!((published.size, published.max_payload), (size, 65536));
+    // A request says the same in the same type, and so does the bus-wide error.
+    let err = bus.request(&subject, env).await.unwrap_err();
+    let RequestError::TooLarge(requested) = err else {
+        panic!("expected TooLarge, got {err:?}");
+    };
+    assert_eq!(requested, published);
+    assert!(
+        matches!(BusError::from(RequestError::TooLarge(requested)), BusError::TooLarge(t) if t == published)
     );
 }
 

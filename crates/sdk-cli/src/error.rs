@@ -157,7 +157,7 @@ pub(crate) fn bus(e: BusError) -> CliError {
             "is JetStream enabled (nats-server -js), and may this user use $JS.API?".into()
         }
         BusError::JetStream { .. } => "check the server's JetStream (nats-server -js)".into(),
-        BusError::TooLarge { .. } => {
+        BusError::TooLarge(_) => {
             "send less, or raise the server's max_payload (MessagePack and Protobuf are smaller)"
                 .into()
         }

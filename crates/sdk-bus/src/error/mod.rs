@@ -10,6 +10,39 @@ pub use operation::{JetStreamPublishError, PublishError, RequestError, Subscribe
 
 use crate::{ConfigError, EnvelopeError, SubjectError};
 
+/// A message over the server's `max_payload`: every send checks it before the client
+/// sees the message, so the error names both sizes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "message for {subject} is {size} bytes (headers and payload), over the server's max_payload of {max_payload} bytes"
+)]
+#[non_exhaustive]
+pub struct TooLarge {
+    /// The subject.
+    pub subject: String,
+    /// Headers plus payload, in bytes.
+    pub size: usize,
+    /// The server's limit.
+    pub max_payload: usize,
+}
+
+impl TooLarge {
+    /// `Ok` when `size` bytes fit in `max_payload`, else the error for `subject`.
+    ///
+    /// # Errors
+    /// [`TooLarge`] when `size > max_payload`.
+    pub(crate) fn check(subject: &str, size: usize, max_payload: usize) -> Result<(), TooLarge> {
+        if size > max_payload {
+            return Err(TooLarge {
+                subject: subject.to_owned(),
+                size,
+                max_payload,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The client library's error behind a failure.
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -39,17 +72,8 @@ pub enum BusError {
         source: Cause,
     },
     /// Headers plus payload exceed the server's `max_payload`.
-    #[error(
-        "message for {subject} is {size} bytes (headers and payload), over the server's max_payload of {max_payload} bytes"
-    )]
-    TooLarge {
-        /// The subject.
-        subject: String,
-        /// Headers plus payload, in bytes.
-        size: usize,
-        /// The server's limit.
-        max_payload: usize,
-    },
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// Disconnected, and the reconnect buffer is full.
     #[error(
         "not connected, and {limit} messages are already buffered for the reconnect; publish to {subject} refused"
@@ -184,7 +208,7 @@ impl BusError {
             BusError::Subject(_) => "invalid_subject",
             BusError::Envelope(_) | BusError::Header(_) => "invalid_envelope",
             BusError::Connect { .. } => "connect",
-            BusError::TooLarge { .. } => "too_large",
+            BusError::TooLarge(_) => "too_large",
             BusError::ReconnectBufferFull { .. } => "disconnected",
             BusError::Publish { .. } => "publish",
             BusError::Subscribe { .. } => "subscribe",

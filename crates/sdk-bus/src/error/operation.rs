@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{BusError, Cause};
+use super::{BusError, Cause, TooLarge};
 use crate::events::Operation;
 use crate::{EnvelopeError, HeaderError, SubjectError};
 
@@ -12,17 +12,8 @@ use crate::{EnvelopeError, HeaderError, SubjectError};
 #[non_exhaustive]
 pub enum PublishError {
     /// Headers plus payload exceed the server's `max_payload`.
-    #[error(
-        "message for {subject} is {size} bytes (headers and payload), over the server's max_payload of {max_payload} bytes"
-    )]
-    TooLarge {
-        /// The subject.
-        subject: String,
-        /// Headers plus payload, in bytes.
-        size: usize,
-        /// The server's limit.
-        max_payload: usize,
-    },
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// Disconnected, and the reconnect buffer is full.
     #[error(
         "not connected, and {limit} messages are already buffered for the reconnect; publish to {subject} refused"
@@ -62,7 +53,7 @@ impl PublishError {
     /// A short, low-cardinality name of the failure (as [`BusError::kind`]).
     pub fn kind(&self) -> &'static str {
         match self {
-            PublishError::TooLarge { .. } => "too_large",
+            PublishError::TooLarge(_) => "too_large",
             PublishError::ReconnectBufferFull { .. } => "disconnected",
             PublishError::Client { .. } => "publish",
             PublishError::ReplyRefused { .. } => "reply_refused",
@@ -74,15 +65,7 @@ impl PublishError {
 impl From<PublishError> for BusError {
     fn from(e: PublishError) -> BusError {
         match e {
-            PublishError::TooLarge {
-                subject,
-                size,
-                max_payload,
-            } => BusError::TooLarge {
-                subject,
-                size,
-                max_payload,
-            },
+            PublishError::TooLarge(e) => BusError::TooLarge(e),
             PublishError::ReconnectBufferFull { subject, limit } => {
                 BusError::ReconnectBufferFull { subject, limit }
             }
@@ -164,17 +147,8 @@ impl From<SubscribeError> for BusError {
 #[non_exhaustive]
 pub enum RequestError {
     /// The request is larger than the server's `max_payload`.
-    #[error(
-        "message for {subject} is {size} bytes (headers and payload), over the server's max_payload of {max_payload} bytes"
-    )]
-    TooLarge {
-        /// The subject.
-        subject: String,
-        /// Headers plus payload, in bytes.
-        size: usize,
-        /// The server's limit.
-        max_payload: usize,
-    },
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// Nobody listens on the subject.
     #[error("no responders for {subject}: no service is subscribed to it")]
     NoResponders {
@@ -227,7 +201,7 @@ impl RequestError {
     /// A short, low-cardinality name of the failure (as [`BusError::kind`]).
     pub fn kind(&self) -> &'static str {
         match self {
-            RequestError::TooLarge { .. } => "too_large",
+            RequestError::TooLarge(_) => "too_large",
             RequestError::NoResponders { .. } => "no_responders",
             RequestError::Timeout { .. } => "timeout",
             RequestError::PermissionDenied { .. } => "permission_denied",
@@ -242,15 +216,7 @@ impl RequestError {
 impl From<RequestError> for BusError {
     fn from(e: RequestError) -> BusError {
         match e {
-            RequestError::TooLarge {
-                subject,
-                size,
-                max_payload,
-            } => BusError::TooLarge {
-                subject,
-                size,
-                max_payload,
-            },
+            RequestError::TooLarge(e) => BusError::TooLarge(e),
             RequestError::NoResponders { subject } => BusError::NoResponders { subject },
             RequestError::Timeout { subject, after } => BusError::Timeout { subject, after },
             RequestError::PermissionDenied { operation, subject } => {
@@ -271,17 +237,8 @@ impl From<RequestError> for BusError {
 #[non_exhaustive]
 pub enum JetStreamPublishError {
     /// Headers plus payload exceed the server's `max_payload`.
-    #[error(
-        "message for {subject} is {size} bytes (headers and payload), over the server's max_payload of {max_payload} bytes"
-    )]
-    TooLarge {
-        /// The subject.
-        subject: String,
-        /// Headers plus payload, in bytes.
-        size: usize,
-        /// The server's limit.
-        max_payload: usize,
-    },
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// No stream captures the subject: retrying will not help until one does.
     #[error(
         "no JetStream stream captures {subject}: create one with JetStream::ensure_stream (StreamSpec::events(), workflows() or dead_letters(), or your own) before publishing"
@@ -317,7 +274,7 @@ impl JetStreamPublishError {
     /// A short, low-cardinality name of the failure (as [`BusError::kind`]).
     pub fn kind(&self) -> &'static str {
         match self {
-            JetStreamPublishError::TooLarge { .. } => "too_large",
+            JetStreamPublishError::TooLarge(_) => "too_large",
             JetStreamPublishError::NoStream { .. } => "no_stream",
             JetStreamPublishError::WrongLastSequence { .. } => "conflict",
             JetStreamPublishError::Header(_) => "invalid_envelope",
@@ -335,15 +292,7 @@ impl JetStreamPublishError {
 impl From<JetStreamPublishError> for BusError {
     fn from(e: JetStreamPublishError) -> BusError {
         match e {
-            JetStreamPublishError::TooLarge {
-                subject,
-                size,
-                max_payload,
-            } => BusError::TooLarge {
-                subject,
-                size,
-                max_payload,
-            },
+            JetStreamPublishError::TooLarge(e) => BusError::TooLarge(e),
             JetStreamPublishError::NoStream { subject } => BusError::NoStream { subject },
             JetStreamPublishError::WrongLastSequence { subject } => BusError::Conflict {
                 what: format!("subject {subject}"),

@@ -171,13 +171,8 @@ impl JetStream {
         headers: Headers,
         payload: Bytes,
     ) -> Result<PendingAck, JetStreamPublishError> {
-        if let Some((size, max_payload)) = self.bus.oversized(headers.wire_size() + payload.len()) {
-            return Err(JetStreamPublishError::TooLarge {
-                subject: subject.to_owned(),
-                size,
-                max_payload,
-            });
-        }
+        self.bus
+            .check_size(subject, headers.wire_size() + payload.len())?;
         let inner = self
             .context
             .publish_with_headers(subject.to_owned(), headers.into_nats(), payload)
