@@ -2,6 +2,7 @@
 
 mod config;
 mod context;
+mod export_losses;
 pub mod genai;
 mod instrument;
 mod logfmt;
@@ -19,6 +20,7 @@ pub use config::{
     TelemetryConfigBuilder, resource_keys,
 };
 pub use context::spawn_in_context;
+pub use export_losses::ExportLosses;
 pub use instrument::{CodecGuard, MessagingInstruments, OperationGuard, TransportCounters};
 pub use logfmt::TraceFormat;
 pub use metrics::{

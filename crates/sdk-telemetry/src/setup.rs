@@ -14,6 +14,7 @@ use opentelemetry_sdk::trace::{
 };
 
 use crate::config::{Exporter, OtlpTarget, Protocol, Signal, TelemetryConfig};
+use crate::export_losses::{Counted, ExportLosses, Losses};
 use crate::instrument::MessagingInstruments;
 use crate::metrics::{MessagingMetrics, SdkMetrics, TenantLimiter};
 use crate::propagation::Propagator;
@@ -61,6 +62,8 @@ pub struct Telemetry {
     io_runtime: Option<tokio::runtime::Runtime>,
     #[cfg(feature = "prometheus")]
     prometheus: Option<crate::prometheus::PrometheusEndpoint>,
+    /// What the exporters could not deliver.
+    losses: Arc<Losses>,
     down: bool,
 }
 
@@ -111,10 +114,11 @@ impl Telemetry {
         let handle = io_runtime.as_ref().map(|rt| rt.handle().clone());
         let cfg = config.clone();
         let res = resource.clone();
+        let losses = Arc::new(Losses::default());
         let built = std::thread::scope(|s| {
-            s.spawn(move || {
+            s.spawn(|| {
                 let _guard = handle.as_ref().map(tokio::runtime::Handle::enter);
-                build_providers(&cfg, res)
+                build_providers(&cfg, res, &losses)
             })
             .join()
         })
@@ -147,6 +151,7 @@ impl Telemetry {
             io_runtime,
             #[cfg(feature = "prometheus")]
             prometheus,
+            losses,
             down: false,
         };
         if telemetry.config.install_global && !telemetry.config.disabled {
@@ -247,6 +252,14 @@ impl Telemetry {
             .map_or(0, crate::prometheus::PrometheusEndpoint::failed_scrapes)
     }
 
+    /// What the exporters could not deliver since `init`: spans and log records in
+    /// failed exports, and failed metric exports. Each failure is also logged (by
+    /// OpenTelemetry, a few times rather than once per item); a failure while
+    /// shutting down makes [`Telemetry::shutdown`] fail.
+    pub fn export_losses(&self) -> ExportLosses {
+        self.losses.snapshot()
+    }
+
     /// The propagator `OTEL_PROPAGATORS` selected.
     pub fn propagator(&self) -> &Propagator {
         &self.propagator
@@ -299,7 +312,8 @@ impl Telemetry {
     /// for each. Reports the first failure; the rest still shut down.
     ///
     /// # Errors
-    /// [`TelemetryError::Shutdown`] naming the signal.
+    /// [`TelemetryError::Shutdown`] naming the signal: it timed out, or its final
+    /// export failed (the collector is unreachable, say), so what it held is lost.
     pub fn shutdown(mut self, timeout: Duration) -> Result<(), TelemetryError> {
         self.shutdown_inner(timeout)
     }
@@ -318,6 +332,7 @@ impl Telemetry {
                 reason: e.to_string(),
             }
         };
+        let before = self.losses.snapshot();
         let traces = self
             .tracer_provider
             .shutdown_with_timeout(timeout)
@@ -333,6 +348,40 @@ impl Telemetry {
         if let Some(rt) = self.io_runtime.take() {
             rt.shutdown_background();
         }
+        // The batch processors do not return a failed final export: the count does.
+        let after = self.losses.snapshot();
+        let lost = |signal: &'static str, n: u64, one: &str, many: &str| {
+            if n == 0 {
+                return Ok(());
+            }
+            let what = if n == 1 { one } else { many };
+            let cause = self.losses.last_error().unwrap_or_default();
+            Err(TelemetryError::Shutdown {
+                signal,
+                reason: self
+                    .config
+                    .scrub(&format!("the final export of {n} {what} failed: {cause}")),
+            })
+        };
+        let gone = |now: u64, then: u64| now.saturating_sub(then);
+        let traces = traces.and(lost(
+            "traces",
+            gone(after.spans, before.spans),
+            "span",
+            "spans",
+        ));
+        let metrics = metrics.and(lost(
+            "metrics",
+            gone(after.metric_exports, before.metric_exports),
+            "metric collection",
+            "metric collections",
+        ));
+        let logs = logs.and(lost(
+            "logs",
+            gone(after.log_records, before.log_records),
+            "log record",
+            "log records",
+        ));
         traces.and(metrics).and(logs)
     }
 }
@@ -360,7 +409,11 @@ type Providers = (
     Option<Registry>,
 );
 
-fn build_providers(c: &TelemetryConfig, resource: Resource) -> Result<Providers, TelemetryError> {
+fn build_providers(
+    c: &TelemetryConfig,
+    resource: Resource,
+    losses: &Arc<Losses>,
+) -> Result<Providers, TelemetryError> {
     let on = |e: Exporter| if c.disabled { Exporter::None } else { e };
     let batch = || {
         BatchConfigBuilder::default()
@@ -375,16 +428,19 @@ fn build_providers(c: &TelemetryConfig, resource: Resource) -> Result<Providers,
         Exporter::Otlp => {
             let exporter = otlp_spans(c)?;
             traces = traces.with_span_processor(
-                BatchSpanProcessor::builder(exporter)
+                BatchSpanProcessor::builder(Counted::new(exporter, losses))
                     .with_batch_config(batch())
                     .build(),
             );
         }
         Exporter::Console => {
             traces = traces.with_span_processor(
-                BatchSpanProcessor::builder(opentelemetry_stdout::SpanExporter::default())
-                    .with_batch_config(batch())
-                    .build(),
+                BatchSpanProcessor::builder(Counted::new(
+                    opentelemetry_stdout::SpanExporter::default(),
+                    losses,
+                ))
+                .with_batch_config(batch())
+                .build(),
             );
         }
         Exporter::None => {}
@@ -395,16 +451,19 @@ fn build_providers(c: &TelemetryConfig, resource: Resource) -> Result<Providers,
         Exporter::Otlp => {
             let exporter = otlp_metrics(c)?;
             metrics = metrics.with_reader(
-                PeriodicReader::builder(exporter)
+                PeriodicReader::builder(Counted::new(exporter, losses))
                     .with_interval(c.metric_interval)
                     .build(),
             );
         }
         Exporter::Console => {
             metrics = metrics.with_reader(
-                PeriodicReader::builder(opentelemetry_stdout::MetricExporter::default())
-                    .with_interval(c.metric_interval)
-                    .build(),
+                PeriodicReader::builder(Counted::new(
+                    opentelemetry_stdout::MetricExporter::default(),
+                    losses,
+                ))
+                .with_interval(c.metric_interval)
+                .build(),
             );
         }
         Exporter::None => {}
@@ -438,7 +497,7 @@ fn build_providers(c: &TelemetryConfig, resource: Resource) -> Result<Providers,
         Exporter::Otlp => {
             let exporter = otlp_logs(c)?;
             logs = logs.with_log_processor(
-                BatchLogProcessor::builder(exporter)
+                BatchLogProcessor::builder(Counted::new(exporter, losses))
                     .with_batch_config(log_batch())
                     .build(),
             );

@@ -49,13 +49,22 @@ fn export_failures_are_reported_without_flooding() {
     for _ in 0..spans {
         tracer.start("lost").end();
     }
-    // Force a few export attempts, each of which fails.
-    for _ in 0..3 {
-        let _ = telemetry.tracer_provider().force_flush();
-    }
+    // Force a few export attempts. A flush reports only its own last batch, and the
+    // queue may already have gone out (and failed) on its own, so the flushes'
+    // results vary; the count of lost spans does not.
+    let flush_failed: Vec<bool> = (0..3)
+        .map(|_| telemetry.tracer_provider().force_flush().is_err())
+        .collect();
+    let lost = telemetry.export_losses().spans;
+    assert!(
+        lost >= 1,
+        "no span counted as lost (flushes failed: {flush_failed:?})"
+    );
     let started = Instant::now();
-    let _ = telemetry.shutdown(Duration::from_secs(2));
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Whether anything was left for the final flush depends on timing: either way,
+    // shutdown returns within its bound.
+    let outcome = telemetry.shutdown(Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(10), "{outcome:?}");
     let n = reports.load(Ordering::SeqCst);
     assert!(n >= 1, "the failure was reported");
     assert!(n <= 50, "{n} reports for {spans} spans: that is flooding");

@@ -46,9 +46,8 @@ fn traces_and_metrics_go_to_the_collectors_their_own_variables_name() {
         .u64_counter("routed.count")
         .build()
         .add(3, &[]);
-    // Flushes every signal. A failed final export fails it for metrics but not for
-    // spans (the batch processor only logs it), so what arrived is checked first,
-    // and the result of shutdown last.
+    // Flushes every signal. A failed final export would fail it, so what arrived is
+    // checked first, for a clearer message, and the result of shutdown last.
     let shutdown = telemetry.shutdown(Duration::from_secs(10));
 
     let span = a.wait_for_span("routed span", WAIT);
