@@ -125,25 +125,28 @@ impl Messenger {
         let meta = PayloadMeta::new(&content_type)
             .with_encoding(encoding.as_deref())
             .with_schema(schema.as_deref());
+        // Spans and metrics name the type decoded into, never the sender's
+        // `ce-dataschema`: a sender must not choose span names or label values.
+        let label = T::SCHEMA.map(|s| s.to_string());
         // The span's format label; parsed only when there is a span to label.
         let format = || {
             content_type
                 .parse::<Format>()
                 .unwrap_or(self.codec.format())
         };
-        let guard = self.codec_guard("decode", schema.as_deref());
+        let guard = self.codec_guard("decode", label.as_deref());
         match self.codec.decode(envelope.payload().clone(), &meta) {
             Ok(value) => {
                 finish_codec(
                     guard,
                     format,
-                    schema.as_deref(),
+                    label.as_deref(),
                     Ok(envelope.payload().len()),
                 );
                 Ok(value)
             }
             Err(e) => {
-                finish_codec(guard, format, schema.as_deref(), Err(&e.to_string()));
+                finish_codec(guard, format, label.as_deref(), Err(&e.to_string()));
                 Err(e.into())
             }
         }

@@ -249,3 +249,81 @@ async fn codec_spans_switch_off_and_wildcard_services_keep_a_fixed_span_name() {
         "every point names its schema"
     );
 }
+
+/// An attacker's `ce-dataschema` values would each make a new span name and a new
+/// metric series if the codec's telemetry took its label from the message: it takes
+/// it from the type the service decodes into.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_cannot_name_codec_spans_or_metric_series() {
+    let server = NatsServer::start();
+    let collector = Collector::start();
+    let otel = telemetry("schema-flood", &collector, Signals::Both);
+    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
+        .await
+        .unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    let m = Messenger::new(bus, codec, EventSource::new(&acme, "tools", "t-1").unwrap())
+        .with_telemetry(&otel);
+    let subject = acme.scope().component("tools", "run").unwrap();
+    let service = m
+        .serve(
+            &SubjectPattern::new("sdk.*.tools.run").unwrap(),
+            ServeOptions::new(),
+            |task: AgentTask, _cx| async move {
+                Ok(TaskResult {
+                    task_id: task.task_id,
+                    ..Default::default()
+                })
+            },
+        )
+        .await
+        .unwrap();
+    let task = AgentTask {
+        task_id: "t".into(),
+        agent_id: "x".into(),
+        task_type: "y".into(),
+        ..Default::default()
+    };
+    for i in 0..5 {
+        let mut env = m.envelope("sdk.tool", &task).unwrap();
+        env.headers_mut()
+            .insert("ce-dataschema", &format!("urn:evil:{i}"))
+            .unwrap();
+        // Not the service's schema: refused as undecodable, and still traced.
+        match m.bus().request(&subject, env).await {
+            Err(RequestError::ServiceError { code: 400, .. }) => {}
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+    service.abort();
+    otel.shutdown(Duration::from_secs(10)).unwrap();
+
+    let decodes = collector.wait_for(Duration::from_secs(15), "five decode spans", |r| {
+        let d = r.spans_named("decode urn:sdk:schema:sdk.v1.AgentTask:v1");
+        (d.len() == 5).then_some(d.len())
+    });
+    assert_eq!(
+        decodes, 5,
+        "each refused decode is traced under the type's schema"
+    );
+    let received = collector.received();
+    let named_by_sender: Vec<&str> = received
+        .spans
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|n| n.contains("evil"))
+        .collect();
+    assert!(named_by_sender.is_empty(), "{named_by_sender:?}");
+    let duration = collector.wait_for(Duration::from_secs(15), "the codec metric", |r| {
+        r.last_metric("sdk.codec.duration").cloned()
+    });
+    assert!(
+        duration
+            .points
+            .iter()
+            .all(|p| !p.attributes.values().any(|v| v.contains("evil"))),
+        "{:?}",
+        duration.points
+    );
+}

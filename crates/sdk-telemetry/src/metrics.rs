@@ -32,7 +32,9 @@ pub const SIZE_BUCKETS: [f64; 12] = [
 /// The tenant attribute key.
 pub const TENANT_KEY: &str = "sdk.tenant.id";
 /// What tenants past the cap are folded into.
-pub const OTHER_TENANT: &str = "_other";
+pub const OTHER_TENANT: &str = OTHER_VALUE;
+/// What any capped label (tenant, subject template, schema) folds into past its cap.
+const OTHER_VALUE: &str = "_other";
 
 /// Attribute values that repeat (tenants, subject templates, schema ids), each built
 /// once and then shared: a value already seen costs a read lock and a reference
@@ -77,10 +79,11 @@ impl SharedValues {
         Some(kv)
     }
 
-    /// As [`SharedValues::get`], built for this call alone past the cap.
-    fn get_or_build(&self, value: &str) -> KeyValue {
+    /// As [`SharedValues::get`]; past the cap, `_other`, so that no input can add
+    /// series without bound.
+    fn get_or_other(&self, value: &str) -> KeyValue {
         self.get(value)
-            .unwrap_or_else(|| KeyValue::new(self.key, value.to_owned()))
+            .unwrap_or_else(|| KeyValue::new(self.key, OTHER_VALUE))
     }
 }
 
@@ -111,8 +114,8 @@ impl TenantLimiter {
     }
 }
 
-/// How many distinct subject templates and schema ids are shared; they come from
-/// code, so more than this is unusual, and past it each value is built per call.
+/// How many distinct subject templates and schema ids are kept; they come from code,
+/// so more than this is unusual, and past it they fold into `_other`.
 const SHARED_LABELS: usize = 4096;
 
 /// The messaging instruments of the wire contract (`docs/wire-contract.md` §5).
@@ -199,7 +202,7 @@ impl MessagingMetrics {
             semconv::attribute::MESSAGING_OPERATION_NAME,
             static_operation(l.operation),
         ));
-        v.push(self.templates.get_or_build(l.template));
+        v.push(self.templates.get_or_other(l.template));
         v.push(self.tenants.attribute(l.tenant));
         if let Some(e) = l.error_type {
             v.push(KeyValue::new(semconv::attribute::ERROR_TYPE, e.to_owned()));
@@ -249,7 +252,7 @@ impl MessagingMetrics {
         let attrs = [
             KeyValue::new("sdk.codec.operation", operation),
             KeyValue::new("sdk.codec.format", format),
-            self.schemas.get_or_build(schema),
+            self.schemas.get_or_other(schema),
         ];
         self.codec_duration.record(seconds, &attrs);
         self.codec_size.record(bytes, &attrs);
@@ -368,16 +371,13 @@ mod tests {
     }
 
     #[test]
-    fn shared_values_are_shared_up_to_the_cap_then_built_per_call() {
+    fn shared_values_are_shared_up_to_the_cap_then_fold_into_other() {
         let v = SharedValues::new("k", 1);
-        let first = v.get_or_build("sdk.{tenant}.x");
-        assert_eq!(first, v.get_or_build("sdk.{tenant}.x"));
+        let first = v.get_or_other("sdk.{tenant}.x");
+        assert_eq!(first, v.get_or_other("sdk.{tenant}.x"));
         assert!(v.get("sdk.{tenant}.x").is_some());
         assert!(v.get("sdk.{tenant}.y").is_none(), "past the cap");
-        assert_eq!(
-            v.get_or_build("sdk.{tenant}.y").value.as_str(),
-            "sdk.{tenant}.y"
-        );
+        assert_eq!(v.get_or_other("sdk.{tenant}.y").value.as_str(), "_other");
         assert_eq!(static_operation("publish"), Value::from("publish"));
         assert_eq!(static_operation("custom"), Value::from("custom".to_owned()));
     }
