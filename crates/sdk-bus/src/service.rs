@@ -376,7 +376,7 @@ async fn handle<F, Fut>(
 {
     let kept = delivery.settle_handle();
     let started = std::time::Instant::now();
-    let outcome = match guarded(handler(delivery), timeout).await {
+    let outcome = match guarded(|| handler(delivery), timeout).await {
         Ok(outcome) => outcome,
         Err(Stopped::Panicked) => Err(ServiceFailure::new(
             ServiceCode::HandlerFailed,

@@ -19,11 +19,17 @@ pub(crate) enum Stopped {
     TimedOut(Duration),
 }
 
-/// Runs `work`, catching a panic, and cancelling it after `timeout`.
-pub(crate) async fn guarded<F: Future>(
-    work: F,
-    timeout: Option<Duration>,
-) -> Result<F::Output, Stopped> {
+/// Makes the handler's future with `start` and runs it, catching a panic in either
+/// (a handler may panic before it returns its future), and cancelling it after
+/// `timeout`.
+pub(crate) async fn guarded<S, F>(start: S, timeout: Option<Duration>) -> Result<F::Output, Stopped>
+where
+    S: FnOnce() -> F,
+    F: Future,
+{
+    let Ok(work) = std::panic::catch_unwind(AssertUnwindSafe(start)) else {
+        return Err(Stopped::Panicked);
+    };
     let caught = AssertUnwindSafe(work).catch_unwind();
     let result = match timeout {
         Some(limit) => match tokio::time::timeout(limit, caught).await {

@@ -324,10 +324,6 @@ async fn a_consumer_that_dies_mid_processing_hands_the_message_to_another() {
     second.abort();
 }
 
-fn body_of(env: &sdk_bus::Envelope) -> String {
-    String::from_utf8(env.payload().to_vec()).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_task_keeps_its_ack_wait_alive_with_progress() {
     let server = NatsServer::builder().jetstream().start();
@@ -436,6 +432,58 @@ async fn one_workflow_is_processed_in_order_while_workflows_run_in_parallel() {
         2,
         "wf-a and wf-b were in flight together"
     );
+}
+
+/// A handler that panics before it returns its future is a failed delivery, retried:
+/// its workflow's lane goes on. (Were the panic not caught there, the lane would
+/// die, and every later event of the workflow would be nak'd for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_lane_survives_a_handler_that_panics_before_its_future() {
+    let server = NatsServer::builder().jetstream().start();
+    let (_bus, js) = setup(&server).await;
+    let step = tenant("acme").scope().workflow("wf-a", "step").unwrap();
+    for n in 0..3 {
+        js.publish(&step, envelope("acme", &format!("wf-a:{n}")))
+            .await
+            .unwrap();
+    }
+    let seen: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let mut spec = ConsumerSpec::new("SDK_WORKFLOWS", "lanes")
+        .backoff(vec![Duration::from_millis(50)])
+        .max_deliver(5);
+    spec.ordered_by_workflow = true;
+    let s = seen.clone();
+    let worker = js
+        .consume(spec, move |d| {
+            let body = body_of(&d.envelope);
+            assert!(
+                !(body == "wf-a:0" && d.delivered == 1),
+                "exploded before the future"
+            );
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push((body, d.delivered));
+                Outcome::Ack
+            }
+        })
+        .await
+        .unwrap();
+    let all = wait_until(WAIT, || {
+        let seen = seen.lock().unwrap().clone();
+        (seen.len() == 3).then_some(seen)
+    })
+    .unwrap_or_else(|| panic!("the lane stopped: {:?}", seen.lock().unwrap()));
+    worker.abort();
+    assert!(
+        all.contains(&("wf-a:0".to_owned(), 2)),
+        "the event that panicked was delivered again: {all:?}"
+    );
+    for n in 1..3 {
+        assert!(
+            all.iter().any(|(b, _)| *b == format!("wf-a:{n}")),
+            "{all:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

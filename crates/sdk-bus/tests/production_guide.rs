@@ -394,7 +394,3 @@ async fn the_guides_cluster_forms_and_keeps_tenants_apart() {
     worker.abort();
     service.abort();
 }
-
-fn body_of(envelope: &sdk_bus::Envelope) -> String {
-    String::from_utf8(envelope.payload().to_vec()).unwrap()
-}

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 conformance!(
     a_panicking_handler_answers_500,
+    a_handler_that_panics_before_returning_its_future_answers_500,
     a_reply_too_large_becomes_413,
     a_handler_past_its_timeout_answers_408,
     an_overloaded_service_answers_503,
@@ -67,6 +68,35 @@ async fn a_panicking_handler_answers_500(mut f: Fixture) {
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "service error 500: the handler panicked");
+    service.abort();
+}
+
+async fn a_handler_that_panics_before_returning_its_future_answers_500(mut f: Fixture) {
+    let server = f.bus(|b| b).await;
+    let client = f.bus(|b| b).await;
+    let service = server
+        .serve(
+            &SubjectPattern::from(&query()),
+            ServeOptions::new(),
+            |d: sdk_bus::Delivery| {
+                // The closure itself panics: there is no future to poll.
+                assert!(body_of(&d.envelope) != "boom", "exploded before the future");
+                async move { Ok(envelope("acme", "fine")) }
+            },
+        )
+        .await
+        .unwrap();
+    let err = client
+        .request(&query(), envelope("acme", "boom"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "service error 500: the handler panicked");
+    // The service goes on answering.
+    let answer = client
+        .request(&query(), envelope("acme", "x"))
+        .await
+        .unwrap();
+    assert_eq!(body_of(&answer), "fine");
     service.abort();
 }
 
@@ -240,8 +270,4 @@ async fn drain_answers_every_request_in_flight(mut f: Fixture) {
         .unwrap();
     drain.await.unwrap().unwrap();
     assert_eq!(server.stats().settle_failures, 0);
-}
-
-fn body_of(e: &Envelope) -> String {
-    String::from_utf8(e.payload().to_vec()).unwrap()
 }

@@ -387,12 +387,14 @@ where
             Ok((subject, envelope)) => {
                 Monitor::bump(&cx.js.bus.monitor().counters.delivered);
                 let work = guarded(
-                    handler(JetStreamDelivery {
-                        subject,
-                        envelope,
-                        delivered,
-                        stream_sequence,
-                    }),
+                    || {
+                        handler(JetStreamDelivery {
+                            subject,
+                            envelope,
+                            delivered,
+                            stream_sequence,
+                        })
+                    },
                     cx.spec.handler_timeout,
                 );
                 // Keep a long task's ack wait alive until it ends or times out.
