@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -274,6 +274,36 @@ async fn a_rejected_message_is_dead_lettered_at_once() {
     assert!(
         reason.starts_with("ce-tenantid \"beta\" does not match"),
         "{reason}"
+    );
+}
+
+/// Two durables read every message of a stream; when both refuse the same message,
+/// each stores its own dead letter. (With one id per stream sequence, the second
+/// was taken for a duplicate and lost, yet counted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_durables_that_refuse_one_message_store_two_dead_letters() {
+    let server = NatsServer::builder().jetstream().start();
+    let (bus, js) = setup(&server).await;
+    js.publish(&event("acme", "task.completed"), envelope("beta", "forged"))
+        .await
+        .unwrap();
+    let mut workers = Vec::new();
+    for durable in ["audit", "billing"] {
+        workers.push(
+            js.consume(fast_spec(durable), |_d| async { Outcome::Ack })
+                .await
+                .unwrap(),
+        );
+    }
+    let letters = dead_letters_after(&bus, &js, 2, DeadLetterQuery::new()).await;
+    for w in &workers {
+        w.abort();
+    }
+    let consumers: BTreeSet<Option<String>> = letters.iter().map(|l| l.consumer.clone()).collect();
+    assert_eq!(
+        consumers,
+        BTreeSet::from([Some("audit".to_owned()), Some("billing".to_owned())]),
+        "{letters:?}"
     );
 }
 

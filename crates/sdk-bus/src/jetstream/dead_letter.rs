@@ -93,11 +93,16 @@ pub(crate) async fn store(
     };
     let original = Headers::from_nats(msg.headers.as_ref());
     let mut headers = settle::dead_letter_headers(&original, &facts);
-    // Idempotent across a crash between the two steps: the same stream sequence
-    // yields the same id, so a second dead letter is de-duplicated.
+    // Idempotent across a crash between the two steps: the same durable and stream
+    // sequence yield the same id, so a second dead letter is de-duplicated. The
+    // durable is part of it: each durable reads every message, and each one's dead
+    // letter is its own.
     headers.push_trusted(
         names::NATS_MSG_ID,
-        settle::one_line(&format!("dlq-{}-{sequence}", cx.spec.stream)),
+        settle::one_line(&format!(
+            "dlq-{}-{}-{sequence}",
+            cx.spec.stream, cx.spec.durable
+        )),
     );
     // The dead letter must land in the dead-letter stream, or it does not count.
     let stream = cx
