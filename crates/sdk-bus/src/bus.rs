@@ -408,7 +408,7 @@ impl Bus {
             transport.request(msg, &prefix, timeout).await?
         };
         Monitor::bump(&self.inner.monitor.counters.published);
-        reply_to_result(reply)
+        reply_to_result(reply, subject, &self.inner.monitor)
     }
 
     /// Sends `envelope` to agent `to`'s inbox of `tenant`, `sdk.<t>.agent.<to>.inbox`.
@@ -542,8 +542,15 @@ impl Bus {
     }
 }
 
-/// Turns a reply's error headers into [`RequestError::ServiceError`].
-fn reply_to_result(reply: RawMessage) -> Result<Envelope, RequestError> {
+/// Turns a reply's error headers into [`RequestError::ServiceError`]; checks any
+/// other reply as a received message is checked: the required attributes, and
+/// `ce-tenantid` equal to the tenant of the request's subject (a tenant mismatch is
+/// counted and reported as one).
+fn reply_to_result(
+    reply: RawMessage,
+    subject: &Subject,
+    monitor: &Monitor,
+) -> Result<Envelope, RequestError> {
     if let Some(code) = reply.headers.get(names::SERVICE_ERROR_CODE) {
         let message = reply
             .headers
@@ -555,5 +562,29 @@ fn reply_to_result(reply: RawMessage) -> Result<Envelope, RequestError> {
             message,
         });
     }
-    Envelope::from_parts(reply.headers, reply.payload).map_err(RequestError::InvalidReply)
+    let envelope =
+        Envelope::from_parts(reply.headers, reply.payload).map_err(RequestError::InvalidReply)?;
+    envelope
+        .check_required()
+        .map_err(RequestError::InvalidReply)?;
+    let theirs = envelope.tenant_id().unwrap_or_default();
+    let ours = subject.tenant().as_str();
+    if theirs != ours {
+        let reason = format!(
+            "the reply's ce-tenantid {theirs:?} is not the tenant {ours:?} of the request to {subject}"
+        );
+        crate::subscription::report_refusal(
+            monitor,
+            subject.as_str(),
+            &crate::subscription::Refusal {
+                code: crate::ServiceCode::Forbidden,
+                reason: reason.clone(),
+            },
+        );
+        return Err(RequestError::InvalidReply(EnvelopeError::Invalid {
+            name: names::TENANT_ID,
+            reason,
+        }));
+    }
+    Ok(envelope)
 }

@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 conformance!(
     a_panicking_handler_answers_500,
     a_handler_that_panics_before_returning_its_future_answers_500,
+    a_reply_for_another_tenant_is_refused,
+    a_reply_without_the_required_attributes_is_refused,
     a_reply_too_large_becomes_413,
     a_handler_past_its_timeout_answers_408,
     an_overloaded_service_answers_503,
@@ -97,6 +99,58 @@ async fn a_handler_that_panics_before_returning_its_future_answers_500(mut f: Fi
         .await
         .unwrap();
     assert_eq!(body_of(&answer), "fine");
+    service.abort();
+}
+
+/// A shared service (it serves every tenant) that answers an acme request with a
+/// beta envelope: the requester must not take beta's data for its answer.
+async fn a_reply_for_another_tenant_is_refused(mut f: Fixture) {
+    let server = f.bus(|b| b).await;
+    let client = f.bus(|b| b).await;
+    let service = server
+        .serve(
+            &SubjectPattern::all_tenants("rag", "query").unwrap(),
+            ServeOptions::new(),
+            |_d| async move { Ok(envelope("beta", "beta's documents")) },
+        )
+        .await
+        .unwrap();
+    let err = client
+        .request(&query(), envelope("acme", "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("\"beta\"") && err.to_string().contains("\"acme\""),
+        "{err}: {:?}",
+        std::error::Error::source(&err).map(ToString::to_string)
+    );
+    assert_eq!(err.kind(), "invalid_envelope");
+    assert_eq!(client.stats().tenant_mismatches, 1);
+    service.abort();
+}
+
+/// A reply with no `ce-tenantid` (or `ce-id`, `ce-source`, `ce-type`) is refused
+/// too: an attacker cannot skip the tenant check by leaving the header out.
+async fn a_reply_without_the_required_attributes_is_refused(mut f: Fixture) {
+    let server = f.bus(|b| b).await;
+    let client = f.bus(|b| b).await;
+    let service = server
+        .serve(
+            &SubjectPattern::from(&query()),
+            ServeOptions::new(),
+            |_d| async move {
+                let mut answer = envelope("acme", "anonymous");
+                answer.headers_mut().remove("ce-tenantid");
+                Ok(answer)
+            },
+        )
+        .await
+        .unwrap();
+    let err = client
+        .request(&query(), envelope("acme", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "invalid_envelope", "{err}");
     service.abort();
 }
 

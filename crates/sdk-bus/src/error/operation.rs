@@ -180,9 +180,10 @@ pub enum RequestError {
         /// The text.
         message: String,
     },
-    /// The reply is not a readable envelope.
-    #[error("the reply is not a readable envelope")]
-    InvalidReply(#[source] EnvelopeError),
+    /// The reply is not a readable envelope, lacks a required attribute, or belongs
+    /// to another tenant than the request's subject.
+    #[error("the reply was refused: {0}")]
+    InvalidReply(EnvelopeError),
     /// The client failed otherwise.
     #[error("request to {subject} failed")]
     Client {
