@@ -11,6 +11,7 @@ use sdk_bus::{RequestError, Subject, SubjectPattern, SubscribeError};
 use sdk_codec::Payload;
 use sdk_telemetry::semconv::Operation;
 
+use crate::messenger::end_op;
 use crate::{Error, MessageContext, Messenger};
 
 impl Messenger {
@@ -35,6 +36,7 @@ impl Messenger {
         if let (Some(g), Err(e)) = (guard.as_mut(), &result) {
             g.fail(e.kind(), &e.to_string());
         }
+        end_op(guard);
         Ok(result?)
     }
 
@@ -67,6 +69,7 @@ impl Messenger {
                 if let Some(g) = guard.as_mut() {
                     g.fail(RequestError::kind(&e), &e.to_string());
                 }
+                end_op(guard);
                 return Err(e.into());
             }
         };
@@ -80,6 +83,7 @@ impl Messenger {
         if let (Some(g), Err(e)) = (guard.as_mut(), &decoded) {
             g.fail("invalid_reply", &e.to_string());
         }
+        end_op(guard);
         decoded
     }
 
@@ -127,6 +131,11 @@ impl Messenger {
                         &delivery.envelope,
                         group.as_deref(),
                     );
+                    // The bus may stop the handler (its timeout) or catch its panic:
+                    // then this future is dropped, and the span must say so.
+                    if let Some(g) = guard.as_mut() {
+                        g.fail_if_dropped();
+                    }
                     let deadline = timeout.map(|t| Instant::now() + t);
                     let outcome: Result<sdk_bus::Envelope, ServiceFailure> = async {
                         let request: T = cx
@@ -164,6 +173,7 @@ impl Messenger {
                     if let (Some(g), Err(f)) = (guard.as_mut(), &outcome) {
                         g.fail(&f.code.as_u16().to_string(), &f.message);
                     }
+                    end_op(guard);
                     outcome
                 }
             })

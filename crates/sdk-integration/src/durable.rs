@@ -12,6 +12,7 @@ use sdk_bus::{ConsumerSpec, JetStream, JetStreamDelivery, Outcome, Settlement, S
 use sdk_codec::Payload;
 use sdk_telemetry::semconv::Operation;
 
+use crate::messenger::end_op;
 use crate::{Error, MessageContext, Messenger};
 
 impl Messenger {
@@ -39,6 +40,7 @@ impl Messenger {
         if let (Some(g), Err(e)) = (guard.as_mut(), &result) {
             g.fail(e.kind(), &e.to_string());
         }
+        end_op(guard);
         Ok(result?)
     }
 
@@ -86,6 +88,8 @@ impl Messenger {
                         Some(group),
                     );
                     if let Some(g) = guard.as_mut() {
+                        // A handler the bus stops (timeout, panic) drops this future.
+                        g.fail_if_dropped();
                         g.set_attribute(KeyValue::new(
                             sdk_telemetry::semconv::NATS_DELIVERY_COUNT,
                             i64::try_from(d.delivered).unwrap_or(i64::MAX),
@@ -126,6 +130,7 @@ impl Messenger {
                         }
                         g.settled(settle.as_str(), reason);
                     }
+                    end_op(guard);
                     outcome
                 }
             })

@@ -186,8 +186,10 @@ impl Messenger {
     ) -> Option<OperationGuard> {
         let t = self.telemetry.as_ref()?;
         let described = Described::new(subject, subject.template(), envelope);
-        let guard =
+        let mut guard =
             OperationGuard::start(t, op, &described.info(self.server.as_ref(), None), parent);
+        // The caller may drop the send's future: that is not a success.
+        guard.fail_if_dropped();
         let cx = sdk_telemetry::with_tenant(&guard.context(parent), subject.tenant().as_str());
         self.inject(&cx, envelope.headers_mut());
         Some(guard)
@@ -224,6 +226,14 @@ impl Messenger {
             t.propagator().inject(cx, &mut carrier);
             carrier.report(&self.bus);
         }
+    }
+}
+
+/// Ends an operation normally (after any `fail`): a guard armed with
+/// `fail_if_dropped` that is dropped instead records a cancellation or a panic.
+pub(crate) fn end_op(guard: Option<OperationGuard>) {
+    if let Some(g) = guard {
+        g.end();
     }
 }
 

@@ -6,11 +6,13 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sdk_integration::Messenger;
 use sdk_integration::sdk_bus::{
-    Bus, BusConfig, Envelope, EventSource, RequestError, ServeOptions, SubjectPattern, TenantId,
+    Bus, BusConfig, BusError, Envelope, EventSource, RequestError, ServeOptions, SubjectPattern,
+    TenantId,
 };
 use sdk_integration::sdk_codec::v1::{AgentTask, TaskResult, TaskStatus};
 use sdk_integration::sdk_codec::{Codec, Format};
@@ -326,4 +328,70 @@ async fn a_sender_cannot_name_codec_spans_or_metric_series() {
         "{:?}",
         duration.points
     );
+}
+
+/// A handler the bus stops, by its timeout or because it panicked, never returns to
+/// the instrumentation: its span must still end failed, not as a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_times_out_or_panics_ends_its_span_failed() {
+    let server = NatsServer::start();
+    let collector = Collector::start();
+    let otel = telemetry("stopped", &collector, Signals::Traces);
+    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
+        .await
+        .unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    let m = Messenger::new(bus, codec, EventSource::new(&acme, "tools", "t-1").unwrap())
+        .with_telemetry(&otel);
+    let service = m
+        .serve(
+            &SubjectPattern::new("sdk.*.tools.*").unwrap(),
+            ServeOptions::new().timeout(Duration::from_millis(300)),
+            |task: AgentTask, _cx| async move {
+                match task.task_type.as_str() {
+                    "hang" => std::future::pending::<()>().await,
+                    "explode" => panic!("the model exploded"),
+                    _ => {}
+                }
+                Ok(TaskResult {
+                    task_id: task.task_id,
+                    ..Default::default()
+                })
+            },
+        )
+        .await
+        .unwrap();
+    for (kind, code) in [("hang", 408), ("explode", 500)] {
+        let task = AgentTask {
+            task_id: kind.into(),
+            agent_id: "x".into(),
+            task_type: kind.into(),
+            ..Default::default()
+        };
+        let subject = acme.scope().component("tools", kind).unwrap();
+        match m
+            .request::<_, TaskResult>(&subject, "sdk.tool", &task)
+            .await
+        {
+            Err(sdk_integration::Error::Bus(BusError::ServiceError { code: c, .. }))
+                if c == code => {}
+            other => panic!("{kind}: expected {code}, got {other:?}"),
+        }
+    }
+    service.abort();
+    otel.shutdown(Duration::from_secs(10)).unwrap();
+
+    let process = collector.wait_for(Duration::from_secs(15), "two process spans", |r| {
+        let p = r.spans_named("process sdk.{tenant}.tools.{token}");
+        (p.len() == 2).then(|| p.into_iter().cloned().collect::<Vec<_>>())
+    });
+    let error_types: BTreeSet<&str> = process
+        .iter()
+        .map(|s| {
+            assert_eq!(s.status, "STATUS_CODE_ERROR", "{s:?}");
+            s.attributes.get("error.type").map_or("", String::as_str)
+        })
+        .collect();
+    assert_eq!(error_types, BTreeSet::from(["cancelled", "panic"]));
 }

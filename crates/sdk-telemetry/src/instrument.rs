@@ -227,6 +227,10 @@ impl MessagingInstruments {
 /// One instrumented messaging operation. It starts the span (and, for `process`,
 /// counts the message consumed); when it ends ([`OperationGuard::end`] or drop) it
 /// records the duration, `error.type` and status in the span and the metrics.
+///
+/// After [`OperationGuard::fail_if_dropped`], only `end` is a normal end: a drop
+/// records the operation failed, with `error.type` `panic` while the thread panics
+/// and `cancelled` otherwise (its future was dropped: a timeout, a drain, an abort).
 #[derive(Debug)]
 pub struct OperationGuard {
     instruments: Arc<MessagingInstruments>,
@@ -236,6 +240,8 @@ pub struct OperationGuard {
     template: String,
     tenant: String,
     error_type: Option<String>,
+    /// A drop before `end` is a failure.
+    fail_if_dropped: bool,
 }
 
 impl OperationGuard {
@@ -264,7 +270,16 @@ impl OperationGuard {
             template: info.template.to_owned(),
             tenant,
             error_type: None,
+            fail_if_dropped: false,
         }
+    }
+
+    /// From now on, a drop without [`OperationGuard::end`] marks the operation
+    /// failed: for a guard that lives inside work that can be stopped from outside
+    /// (a handler under a timeout, a caller's future), so that the stop is not
+    /// recorded as a success.
+    pub fn fail_if_dropped(&mut self) {
+        self.fail_if_dropped = true;
     }
 
     /// `parent` with this operation's span as the current span: run a handler in
@@ -321,6 +336,7 @@ impl OperationGuard {
 
     /// Ends the operation now.
     pub fn end(mut self) {
+        self.fail_if_dropped = false;
         self.finish();
     }
 
@@ -347,6 +363,13 @@ impl OperationGuard {
 
 impl Drop for OperationGuard {
     fn drop(&mut self) {
+        if self.fail_if_dropped && self.span.is_some() {
+            if std::thread::panicking() {
+                self.fail("panic", "the operation panicked");
+            } else {
+                self.fail("cancelled", "the operation was stopped before it ended");
+            }
+        }
         self.finish();
     }
 }
