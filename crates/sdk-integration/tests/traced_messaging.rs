@@ -395,3 +395,83 @@ async fn a_handler_that_times_out_or_panics_ends_its_span_failed() {
         .collect();
     assert_eq!(error_types, BTreeSet::from(["cancelled", "panic"]));
 }
+
+/// `Messenger::publish` makes a PRODUCER span, and each message a typed subscription
+/// hands out is a CONSUMER `process` span continuing that trace; an undecodable one
+/// is handed out too, its span marked failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_and_subscribe_are_one_trace_per_message() {
+    let server = NatsServer::start();
+    let collector = Collector::start();
+    let otel = telemetry("pubsub", &collector, Signals::Traces);
+    let connect = || async {
+        Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
+            .await
+            .unwrap()
+    };
+    let acme = TenantId::new("acme").unwrap();
+    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    let source = EventSource::new(&acme, "agent", "a-1").unwrap();
+    let listener =
+        Messenger::new(connect().await, codec.clone(), source.clone()).with_telemetry(&otel);
+    let sender = Messenger::new(connect().await, codec, source).with_telemetry(&otel);
+    let pattern = SubjectPattern::new("sdk.*.events.task.>").unwrap();
+    let mut subscription = listener.subscribe::<AgentTask>(&pattern).await.unwrap();
+    let subject = acme.scope().event("task.assigned").unwrap();
+    let task = AgentTask {
+        task_id: "t-1".into(),
+        agent_id: "x".into(),
+        task_type: "y".into(),
+        ..Default::default()
+    };
+    sender
+        .publish(&subject, "sdk.task.assigned", &task)
+        .await
+        .unwrap();
+    let (headers, _) = sender
+        .envelope("sdk.task.assigned", &task)
+        .unwrap()
+        .into_parts();
+    let junk = Envelope::from_parts(headers, bytes::Bytes::from_static(b"{not json")).unwrap();
+    sender.bus().publish(&subject, junk).await.unwrap();
+
+    let first = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .expect("the task decodes");
+    assert_eq!(first.value.task_id, "t-1");
+    drop(first); // its span ends here
+    let second = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(second.is_err(), "the junk is handed out as Undecodable");
+    drop(second);
+    drop(subscription);
+    otel.shutdown(Duration::from_secs(10)).unwrap();
+
+    let process = collector.wait_for(Duration::from_secs(15), "two process spans", |r| {
+        let p = r.spans_named("process sdk.{tenant}.events.task.{rest}");
+        (p.len() == 2).then(|| p.into_iter().cloned().collect::<Vec<_>>())
+    });
+    let received = collector.received();
+    let names: Vec<&str> = received.spans.iter().map(|s| s.name.as_str()).collect();
+    let publish = received.spans_named("publish sdk.{tenant}.events.{event_type}");
+    assert_eq!(publish.len(), 1, "one publish span: {names:?}");
+    assert_eq!(publish[0].kind, "SPAN_KIND_PRODUCER");
+    let decoded = process
+        .iter()
+        .find(|s| s.status != "STATUS_CODE_ERROR")
+        .expect("the good message's span");
+    assert_eq!(decoded.kind, "SPAN_KIND_CONSUMER");
+    assert_eq!(decoded.trace_id, publish[0].trace_id, "one trace");
+    assert_eq!(decoded.parent_id, publish[0].span_id);
+    let failed = process
+        .iter()
+        .find(|s| s.status == "STATUS_CODE_ERROR")
+        .expect("the junk's span is failed");
+    assert_eq!(failed.attributes["error.type"], "decode");
+}
