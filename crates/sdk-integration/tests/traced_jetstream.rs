@@ -227,3 +227,77 @@ async fn a_durable_task_and_its_redelivery_are_one_trace_with_settle_outcomes() 
         "no reason as a label"
     );
 }
+
+/// A stored message that cannot be decoded as the consumer's type never reaches the
+/// handler and is not lost: it is dead-lettered at its first delivery, with the
+/// reason, its payload intact, and its span failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_delivery_is_dead_lettered_not_handled() {
+    use sdk_integration::sdk_bus::Envelope;
+    use sdk_integration::sdk_bus::jetstream::dead_letter::DeadLetterQuery;
+
+    let server = NatsServer::builder().jetstream().start();
+    let collector = Collector::start();
+    let otel = telemetry("worker", &collector, Signals::Traces);
+    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
+        .await
+        .unwrap();
+    let js = bus.jetstream().unwrap();
+    js.ensure_stream(&StreamSpec::events()).await.unwrap();
+    js.ensure_stream(&StreamSpec::dead_letters()).await.unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    let worker = Messenger::new(
+        bus.clone(),
+        codec,
+        EventSource::new(&acme, "gateway", "g-1").unwrap(),
+    )
+    .with_telemetry(&otel);
+    // A well-formed envelope whose JSON payload is cut short.
+    let good = worker
+        .envelope("sdk.event", &EventMessage::default())
+        .unwrap();
+    let (headers, _) = good.into_parts();
+    let junk = Envelope::from_parts(headers, bytes::Bytes::from_static(b"{\"eventId\":")).unwrap();
+    let subject = acme.scope().event("task.completed").unwrap();
+    js.publish(&subject, junk).await.unwrap();
+
+    let handled = Arc::new(Mutex::new(0));
+    let h = handled.clone();
+    let running = worker
+        .consume(
+            &js,
+            ConsumerSpec::new("SDK_EVENTS", "strict"),
+            move |_event: EventMessage, _cx| {
+                *h.lock().unwrap() += 1;
+                async { Outcome::Ack }
+            },
+        )
+        .await
+        .unwrap();
+    let letters = tokio::time::timeout(WAIT, async {
+        loop {
+            let found = js
+                .dead_letters("SDK_DLQ", &DeadLetterQuery::new())
+                .await
+                .unwrap()
+                .letters;
+            if !found.is_empty() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the undecodable message was dead-lettered");
+    running.abort();
+    otel.shutdown(Duration::from_secs(10)).unwrap();
+    assert_eq!(*handled.lock().unwrap(), 0, "the handler never saw it");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].deliveries, Some(1), "at its first delivery");
+    assert_eq!(letters[0].payload.as_ref(), b"{\"eventId\":");
+    let reason = letters[0].reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("cannot be decoded"), "{reason}");
+    let span = collector.wait_for_span("process sdk.{tenant}.events.{event_type}", WAIT);
+    assert_eq!(span.status, "STATUS_CODE_ERROR");
+}
