@@ -7,7 +7,8 @@ use crate::error::CliError;
 /// Writes `text` and a newline to stdout (unless it already ends in one) and flushes.
 ///
 /// # Errors
-/// [`CliError::broken_pipe`] when stdout is closed, so the command stops quietly.
+/// [`CliError::broken_pipe`] when stdout is closed, so the command stops quietly;
+/// any other write error (a full disk) is a failure that says so.
 pub(crate) fn line(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     let result = if text.ends_with('\n') {
@@ -16,9 +17,14 @@ pub(crate) fn line(text: &str) -> Result<(), CliError> {
         out.write_all(text.as_bytes())
             .and_then(|()| out.write_all(b"\n"))
     };
-    result
-        .and_then(|()| out.flush())
-        .map_err(|_| CliError::broken_pipe())
+    result.and_then(|()| out.flush()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            CliError::broken_pipe()
+        } else {
+            CliError::new(format!("cannot write to stdout: {e}"))
+                .hint("check where the output goes (a full disk, a closed file)")
+        }
+    })
 }
 
 /// One JSON value on one line.

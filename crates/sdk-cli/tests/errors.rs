@@ -280,3 +280,31 @@ fn completions_are_printed_for_each_shell() {
     assert!(fish.contains("complete -c sdk"), "{fish}");
     Sdk::run(&["completions", "nushell"], &[]).one_line_error(2);
 }
+
+/// `sdk … | head`: the reader went away. That is not a failure, and nothing is said.
+#[test]
+fn a_closed_stdout_ends_quietly_with_0() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = run_with_stdout(&["asyncapi"], writer.into());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// A stdout that cannot take the output (a full disk) is a failure, said on stderr:
+/// the output is lost, and a script must not read exit 0.
+#[test]
+fn a_stdout_that_cannot_be_written_fails_with_1() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = run_with_stdout(&["asyncapi"], full.into());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot write to stdout: No space left on device"),
+        "{stderr}"
+    );
+}

@@ -139,6 +139,14 @@ impl Finished {
     }
 }
 
+/// Runs `sdk args...` to its end with its stdout going to `stdout`.
+pub fn run_with_stdout(args: &[&str], stdout: Stdio) -> std::process::Output {
+    command(args, &[])
+        .stdout(stdout)
+        .output()
+        .expect("run the sdk binary")
+}
+
 /// The `sdk` binary with the NATS variables cleared.
 fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sdk"));
