@@ -406,15 +406,34 @@ fn corrupt_compression_and_unknown_encodings_are_errors() {
 }
 
 #[test]
-fn nan_cannot_be_written_as_json() {
+fn nan_written_as_json_is_refused_when_read_back() {
     let mut result = sdk_codec::samples::task_result();
     result.cost_usd = f64::NAN;
-    // serde_json writes NaN as null, which a reader would take for 0: refuse instead,
-    // through validation on the way back in.
+    // serde_json writes NaN as null: the encode succeeds. Reading it back, null is not
+    // a number for `costUsd`, and the decode fails naming the field (a serde error,
+    // before validation), instead of taking it for 0.
     let codec = Codec::default();
     let encoded = codec.encode(&result).unwrap();
     let err = codec
         .decode::<TaskResult>(encoded.bytes.clone(), &encoded.meta())
         .unwrap_err();
     assert!(err.to_string().contains("costUsd"), "{err}");
+}
+
+#[test]
+fn nan_in_messagepack_and_protobuf_is_refused_by_validation_on_decode() {
+    let mut result = sdk_codec::samples::task_result();
+    result.cost_usd = f64::NAN;
+    for format in [Format::MessagePack, Format::Protobuf] {
+        let codec = Codec::builder().format(format).build().unwrap();
+        // These formats carry NaN as it is; validation is what refuses it.
+        let encoded = codec.encode(&result).unwrap();
+        let err = codec
+            .decode::<TaskResult>(encoded.bytes.clone(), &encoded.meta())
+            .unwrap_err();
+        assert!(
+            matches!(err, CodecError::Validation { .. }) && err.to_string().contains("costUsd"),
+            "{format:?}: {err}"
+        );
+    }
 }
