@@ -90,6 +90,9 @@ impl MicroService {
     }
 }
 
+/// What a shared service's `last_error` says instead of the failure's text.
+pub(crate) const WITHHELD: &str = "withheld: the service serves every tenant";
+
 /// What a service counts for `$SRV.STATS`.
 #[derive(Debug, Default)]
 pub(crate) struct EndpointStats {
@@ -97,18 +100,24 @@ pub(crate) struct EndpointStats {
     errors: AtomicU64,
     processing_nanos: AtomicU64,
     last_error: Mutex<String>,
+    /// A shared service (every tenant's requests): `$SRV` is open to every tenant,
+    /// so the text of one tenant's failure must not be shown to the others.
+    withhold_text: bool,
 }
 
 impl EndpointStats {
-    /// One handled request, how long it took, and its error if it failed.
-    pub(crate) fn record(&self, took: Duration, error: Option<&str>) {
+    /// One handled request, how long it took, and its failure if it failed: kept as
+    /// `code:text` (as micro clients parse `last_error`), the text withheld for a
+    /// shared service.
+    pub(crate) fn record(&self, took: Duration, failure: Option<(u16, &str)>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.processing_nanos.fetch_add(nanos, Ordering::Relaxed);
-        if let Some(e) = error {
+        if let Some((code, text)) = failure {
             self.errors.fetch_add(1, Ordering::Relaxed);
+            let text = if self.withhold_text { WITHHELD } else { text };
             if let Ok(mut last) = self.last_error.lock() {
-                *last = e.to_owned();
+                *last = format!("{code}:{text}");
             }
         }
     }
@@ -146,7 +155,10 @@ impl Registration {
             endpoint_subject: pattern.as_str().to_owned(),
             queue_group: group.unwrap_or_default().to_owned(),
             tenant: pattern.tenant().cloned(),
-            stats: Arc::default(),
+            stats: Arc::new(EndpointStats {
+                withhold_text: pattern.tenant().is_none(),
+                ..EndpointStats::default()
+            }),
             service,
         })
     }

@@ -395,12 +395,11 @@ async fn handle<F, Fut>(
         }
     };
     if let Some(stats) = &stats {
-        // `code:text`, as micro clients parse `last_error`.
-        let error = outcome
+        let failure = outcome
             .as_ref()
             .err()
-            .map(|f| format!("{}:{}", f.code.as_u16(), f.message));
-        stats.record(started.elapsed(), error.as_deref());
+            .map(|f| (f.code.as_u16(), f.message.as_str()));
+        stats.record(started.elapsed(), failure);
     }
     settle::settle_core(
         kept.bus(),

@@ -108,7 +108,12 @@ async fn a_named_service_answers_ping_info_and_stats_by_name_and_id() {
     assert_eq!((endpoint.requests, endpoint.errors), (3, 1));
     assert!(endpoint.processing_time > Duration::ZERO);
     let last = endpoint.last_error.clone().unwrap();
-    assert_eq!((last.code, last.status.as_str()), (404, "no index"));
+    // A shared service answers `$SRV` to every tenant: its last error names the code,
+    // and keeps one tenant's failure text from the others.
+    assert_eq!(
+        (last.code, last.status.as_str()),
+        (404, "withheld: the service serves every tenant")
+    );
 
     // Another name, or another id, gets no answer.
     let other = gather(&raw, "$SRV.PING.other", "_INBOX.x.4", 0).await;
@@ -163,12 +168,38 @@ async fn a_tenants_service_is_discovered_by_that_tenant_only() {
             bus.serve(
                 &tenant(t).scope().pattern(&["tools", "run"]).unwrap(),
                 ServeOptions::new().service(MicroService::new(&format!("{t}-tools"), "1.0.0")),
-                |d| async move { Ok(envelope(d.subject.tenant().as_str(), "ok")) },
+                |d| async move {
+                    if body(&d) == "fail" {
+                        return Err(sdk_bus::ServiceFailure::new(
+                            ServiceCode::NotFound,
+                            "no such tool",
+                        ));
+                    }
+                    Ok(envelope(d.subject.tenant().as_str(), "ok"))
+                },
             )
             .await
             .unwrap(),
         );
     }
+    // A tenant's own service keeps its failure text: only that tenant can ask.
+    let alpha = connect("alpha").await;
+    let run = tenant("alpha").scope().component("tools", "run").unwrap();
+    assert!(
+        alpha
+            .request(&run, envelope("alpha", "fail"))
+            .await
+            .is_err()
+    );
+    let raw = async_nats::ConnectOptions::new()
+        .user_and_password("alpha".into(), "alpha-pw".into())
+        .connect(server.url())
+        .await
+        .unwrap();
+    let stats = gather(&raw, "$SRV.STATS.alpha-tools", "_INBOX.alpha.stats", 1).await;
+    let stats: Stats = serde_json::from_slice(&stats[0]).unwrap();
+    let last = stats.endpoints[0].last_error.clone().unwrap();
+    assert_eq!((last.code, last.status.as_str()), (404, "no such tool"));
     for (t, expected) in [("alpha", "alpha-tools"), ("beta", "beta-tools")] {
         let raw = async_nats::ConnectOptions::new()
             .user_and_password(t.into(), format!("{t}-pw"))
