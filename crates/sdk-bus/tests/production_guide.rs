@@ -253,6 +253,10 @@ async fn the_guides_cluster_forms_and_keeps_tenants_apart() {
         assert_eq!(varz["max_payload"], 1_048_576);
         assert_eq!(varz["cluster"]["name"], "sdk");
         assert!(varz["tls_required"].as_bool().unwrap_or(false), "{varz}");
+        // The routes between the nodes: TLS, each side verifying the other.
+        let cluster = &varz["cluster"];
+        assert_eq!(cluster["tls_required"], true, "{cluster}");
+        assert_eq!(cluster["tls_verify"], true, "{cluster}");
     }
 
     let alpha = connect(&nodes, &tls, "alpha").await;
