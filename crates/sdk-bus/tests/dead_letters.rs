@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -79,22 +79,33 @@ async fn dead_letters_drop_server_conditions_and_replay_cleanly() {
     )
     .await
     .unwrap();
-    js.publish_with(
-        &event("acme", "short"),
-        envelope("acme", "poison-ttl"),
-        PublishOptions::new().ttl(Duration::from_secs(1)),
-    )
-    .await
-    .unwrap();
+    let short = js
+        .publish_with(
+            &event("acme", "short"),
+            envelope("acme", "poison-ttl"),
+            PublishOptions::new().ttl(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
     let worker = js
         .consume(quick("conditions"), reject_poison)
         .await
         .unwrap();
     until("two dead letters", || bus.stats().dead_lettered >= 2).await;
-    let stored = Instant::now();
     worker.abort();
-    // Past the original's TTL: the copy must still be there.
-    tokio::time::sleep_until((stored + Duration::from_secs(2)).into()).await;
+    // Wait until the server has expired the original (its TTL is 1 s): the copy
+    // must still be there after that.
+    let events = async_nats::jetstream::new(bus.nats_client().unwrap().clone())
+        .get_stream("SDK_EVENTS")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while events.get_raw_message(short.sequence).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the original expired at its TTL");
     let letters = js
         .dead_letters("SDK_DLQ", &DeadLetterQuery::new().tenant(&tenant("acme")))
         .await
