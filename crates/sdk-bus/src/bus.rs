@@ -306,7 +306,7 @@ impl Bus {
         let raw = self
             .inner
             .transport
-            .subscribe_many(&wanted, &self.inner.config, &probe)
+            .subscribe_many(&wanted, &self.inner.config, &self.inner.monitor, &probe)
             .await?;
         Ok(raw
             .into_iter()
@@ -326,7 +326,13 @@ impl Bus {
         let probe = self.probe_inbox(None);
         self.inner
             .transport
-            .subscribe(subject, None, &self.inner.config, &probe)
+            .subscribe(
+                subject,
+                None,
+                &self.inner.config,
+                &self.inner.monitor,
+                &probe,
+            )
             .await
     }
 
@@ -468,7 +474,12 @@ impl Bus {
         let config = &self.inner.config;
         self.inner
             .transport
-            .probe(&probe, config.request_timeout.min(config.drain_timeout))
+            .probe(
+                &probe,
+                config.request_timeout.min(config.drain_timeout),
+                &self.inner.monitor,
+                "the drain's read of what the server routed before it",
+            )
             .await;
         self.inner.draining.send_replace(true);
         let activity = &self.inner.activity;

@@ -152,6 +152,15 @@ pub enum BusEvent {
         /// The subject of the request.
         subject: String,
     },
+    /// The server did not confirm, within `after`, what a probe guards: that it holds
+    /// a new subscription, or, for a drain, that everything it routed here has been
+    /// read. Disconnected, most likely; messages published meanwhile may be missed.
+    Unconfirmed {
+        /// What was not confirmed.
+        what: String,
+        /// How long the probe waited.
+        after: std::time::Duration,
+    },
     /// Another error the server reported.
     ServerError(String),
     /// An error inside the client.

@@ -154,3 +154,30 @@ async fn drain_ends_when_the_server_is_gone() {
     let err = ended.unwrap_err();
     assert_eq!(err.kind(), "connection", "{err}");
 }
+
+/// `subscribe` returns once a probe through the server proves the subscription is in
+/// place. While disconnected no probe comes back: the subscription is still made
+/// (the client sends it on reconnect), and the missing proof is reported, not
+/// passed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_made_while_disconnected_is_reported_unconfirmed() {
+    let mut server = NatsServer::start();
+    let bus = nats_bus(&server.url(), |b| {
+        b.request_timeout(Duration::from_millis(300))
+    })
+    .await;
+    let mut events = bus.events();
+    server.kill();
+    wait_event(&mut events, |e| {
+        matches!(e, BusEvent::Disconnected).then_some(())
+    })
+    .await;
+    let late = tenant("acme").scope().event("late").unwrap();
+    let _sub = bus.subscribe(&SubjectPattern::from(&late)).await.unwrap();
+    let what = wait_event(&mut events, |e| match e {
+        BusEvent::Unconfirmed { what, .. } => Some(what.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(what, "the subscription to sdk.acme.events.late");
+}

@@ -168,10 +168,11 @@ impl Transport {
         pattern: &str,
         group: Option<&str>,
         config: &BusConfig,
+        monitor: &Monitor,
         probe_inbox: &str,
     ) -> Result<RawSubscription, SubscribeError> {
         let mut subs = self
-            .subscribe_many(&[(pattern, group)], config, probe_inbox)
+            .subscribe_many(&[(pattern, group)], config, monitor, probe_inbox)
             .await?;
         subs.pop().ok_or(SubscribeError::Closed)
     }
@@ -184,6 +185,7 @@ impl Transport {
         &self,
         wanted: &[(&str, Option<&str>)],
         config: &BusConfig,
+        monitor: &Monitor,
         probe_inbox: &str,
     ) -> Result<Vec<RawSubscription>, SubscribeError> {
         let mut subs = Vec::with_capacity(wanted.len());
@@ -194,7 +196,14 @@ impl Transport {
                         nats::subscribe(c, pattern, *group).await?,
                     ));
                 }
-                nats::round_trip(c, probe_inbox, config.request_timeout.min(PROBE_LIMIT)).await;
+                let limit = config.request_timeout.min(PROBE_LIMIT);
+                if !nats::round_trip(c, probe_inbox, limit).await {
+                    let what = match wanted {
+                        [(one, _)] => format!("the subscription to {one}"),
+                        many => format!("{} subscriptions", many.len()),
+                    };
+                    unconfirmed(monitor, what, limit);
+                }
             }
             Transport::Memory(router) => {
                 for (pattern, group) in wanted {
@@ -241,9 +250,17 @@ impl Transport {
 
     /// A message through the server and back: once it returns, every message the
     /// server routed to this connection before it has been read.
-    pub(crate) async fn probe(&self, inbox_prefix: &str, limit: Duration) {
-        if let Transport::Nats(c) = self {
-            nats::round_trip(c, inbox_prefix, limit).await;
+    pub(crate) async fn probe(
+        &self,
+        inbox_prefix: &str,
+        limit: Duration,
+        monitor: &Monitor,
+        what: &str,
+    ) {
+        if let Transport::Nats(c) = self
+            && !nats::round_trip(c, inbox_prefix, limit).await
+        {
+            unconfirmed(monitor, what.to_owned(), limit);
         }
     }
 
@@ -279,3 +296,14 @@ impl Transport {
 
 /// The longest a subscribe waits for its probe.
 const PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Reports a probe the server did not answer in time: what it guarded is not proven
+/// (a subscription may not be in place yet; a drain may not have read everything).
+fn unconfirmed(monitor: &Monitor, what: String, after: Duration) {
+    tracing::warn!(
+        what = %what,
+        ?after,
+        "the server did not confirm in time (disconnected?); messages published meanwhile may be missed"
+    );
+    monitor.emit(crate::BusEvent::Unconfirmed { what, after });
+}

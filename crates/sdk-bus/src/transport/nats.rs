@@ -235,18 +235,22 @@ pub(crate) async fn request(
 /// connection's commands in order, so once it returns, everything sent before it has
 /// been processed, and everything the server sent before it has been read. It rides
 /// an inbox under `inbox_prefix`, which the connection may use; if it cannot (no
-/// permission), it gives up after `limit`.
-pub(crate) async fn round_trip(client: &async_nats::Client, inbox_prefix: &str, limit: Duration) {
+/// permission), it gives up after `limit`. Returns whether the probe came back.
+pub(crate) async fn round_trip(
+    client: &async_nats::Client,
+    inbox_prefix: &str,
+    limit: Duration,
+) -> bool {
     let probe = format!("{inbox_prefix}.{}", nuid::next());
     let trip = async {
         let Ok(mut sub) = client.subscribe(probe.clone()).await else {
-            return;
+            return false;
         };
-        if client.publish(probe, Bytes::new()).await.is_ok() && client.flush().await.is_ok() {
-            futures::StreamExt::next(&mut sub).await;
-        }
+        client.publish(probe, Bytes::new()).await.is_ok()
+            && client.flush().await.is_ok()
+            && futures::StreamExt::next(&mut sub).await.is_some()
     };
     // The whole trip is bounded: while disconnected, even the flush waits. Running out
-    // of time only means the probe proved nothing; the caller goes on.
-    tokio::time::timeout(limit, trip).await.ok();
+    // of time means the probe proved nothing: the caller reports it and goes on.
+    tokio::time::timeout(limit, trip).await.unwrap_or(false)
 }
