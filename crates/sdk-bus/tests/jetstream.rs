@@ -516,6 +516,80 @@ async fn an_ordered_lane_survives_a_handler_that_panics_before_its_future() {
     }
 }
 
+/// A drain lets the running handler finish, but an event already queued behind it in
+/// its workflow's lane is not started: it goes back to the server at once (a nak), so
+/// nothing runs against a closing connection and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_hands_back_what_waits_in_an_ordered_lane() {
+    let server = NatsServer::builder().jetstream().start();
+    let (bus, js) = setup(&server).await;
+    let step = tenant("acme").scope().workflow("wf-a", "step").unwrap();
+    for n in 0..2 {
+        js.publish(&step, envelope("acme", &format!("wf-a:{n}")))
+            .await
+            .unwrap();
+    }
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let spec = || {
+        let mut spec = ConsumerSpec::new("SDK_WORKFLOWS", "lanes")
+            .ack_wait(Duration::from_secs(30))
+            .concurrency(2);
+        spec.ordered_by_workflow = true;
+        spec
+    };
+    let (s, g) = (seen.clone(), gate.clone());
+    let _worker = js
+        .consume(spec(), move |d| {
+            let (s, g) = (s.clone(), g.clone());
+            async move {
+                s.lock().unwrap().push(body_of(&d.envelope));
+                g.acquire().await.unwrap().forget();
+                Outcome::Ack
+            }
+        })
+        .await
+        .unwrap();
+    // The first event runs (held at the gate); the second waits in the same lane.
+    wait_until(WAIT, || (seen.lock().unwrap().len() == 1).then_some(())).unwrap();
+    let drain = tokio::spawn({
+        let bus = bus.clone();
+        async move { bus.drain().await }
+    });
+    tokio::time::timeout(WAIT, async {
+        while !bus.is_draining() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the drain began");
+    gate.add_permits(10);
+    drain.await.unwrap().unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["wf-a:0"],
+        "only the running event ran"
+    );
+
+    // The second comes back at once (long before ack_wait), to the next worker.
+    let (_bus2, js2) = setup(&server).await;
+    let again: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let a = again.clone();
+    let _worker2 = js2
+        .consume(spec(), move |d| {
+            a.lock().unwrap().push((body_of(&d.envelope), d.delivered));
+            async { Outcome::Ack }
+        })
+        .await
+        .unwrap();
+    let got = wait_until(Duration::from_secs(15), || {
+        let got = again.lock().unwrap().clone();
+        (!got.is_empty()).then_some(got)
+    })
+    .expect("the queued event came back before ack_wait");
+    assert_eq!(got[0], ("wf-a:1".to_owned(), 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_state_is_compare_and_set_and_watchable() {
     let server = NatsServer::builder().jetstream().start();

@@ -298,9 +298,17 @@ where
                 let (tx, mut rx) =
                     mpsc::unbounded_channel::<(jetstream::Message, OwnedSemaphorePermit)>();
                 let (cx, handler) = (Arc::clone(&cx), Arc::clone(&handler));
+                let draining = cx.js.bus.draining_signal();
                 pool.spawn(None, async move {
                     while let Some((msg, slot)) = rx.recv().await {
-                        handle(&cx, &*handler, msg).await;
+                        if *draining.borrow() {
+                            // Queued but not started: back to the server at once,
+                            // for the next worker, instead of running while the
+                            // connection closes.
+                            nak(&cx, &msg, Duration::ZERO).await;
+                        } else {
+                            handle(&cx, &*handler, msg).await;
+                        }
                         drop(slot);
                     }
                 });
