@@ -130,6 +130,41 @@ where
     (acked, consumed)
 }
 
+/// Every payload the stream holds now, read back by sequence after the recovery: an
+/// acked message consumed before the fault and lost from the store after it would
+/// pass the consumer check, but not this one.
+async fn stored_payloads(client: async_nats::Client) -> BTreeSet<String> {
+    let raw = async_nats::jetstream::new(client);
+    tokio::time::timeout(RECOVERY, async {
+        loop {
+            if let Ok(mut stream) = raw.get_stream("SDK_EVENTS").await
+                && let Ok(info) = stream.info().await
+            {
+                let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+                let mut payloads = BTreeSet::new();
+                let mut complete = true;
+                for seq in first..=last {
+                    match stream.get_raw_message(seq).await {
+                        Ok(m) => {
+                            payloads.insert(String::from_utf8_lossy(&m.payload).into_owned());
+                        }
+                        Err(_) => {
+                            complete = false;
+                            break;
+                        }
+                    }
+                }
+                if complete {
+                    return payloads;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the stream could be read back")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_publish_survives_a_sigkill_of_the_server() {
     let server = Arc::new(Mutex::new(NatsServer::builder().jetstream().start()));
@@ -152,6 +187,12 @@ async fn every_acknowledged_publish_survives_a_sigkill_of_the_server() {
     assert_eq!(acked.len(), 400);
     let lost: Vec<_> = acked.difference(&consumed).collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    let stored = stored_payloads(bus.nats_client().unwrap().clone()).await;
+    let gone: Vec<_> = acked.difference(&stored).collect();
+    assert!(
+        gone.is_empty(),
+        "acknowledged but not in the store: {gone:?}"
+    );
     assert!(bus.stats().reconnects >= 1, "the kill happened mid-run");
 }
 
@@ -207,5 +248,11 @@ async fn every_acknowledged_publish_survives_killing_the_stream_leader_in_a_clus
     assert!(
         lost.is_empty(),
         "acknowledged but lost after failover: {lost:?}"
+    );
+    let stored = stored_payloads(bus.nats_client().unwrap().clone()).await;
+    let gone: Vec<_> = acked.difference(&stored).collect();
+    assert!(
+        gone.is_empty(),
+        "acknowledged but not in the store after failover: {gone:?}"
     );
 }
