@@ -442,13 +442,15 @@ pub(crate) async fn subscribe(global: &Global, args: SubArgs) -> Result<(), CliE
                 {
                     continue;
                 }
-                let shown = Shown::inspect(
+                let (headers, refused) = headers_from_nats(m.headers.as_ref());
+                let mut shown = Shown::inspect(
                     &codec,
                     m.subject.as_str(),
                     m.reply.as_ref().map(|r| r.as_str()),
-                    headers_from_nats(m.headers.as_ref()),
+                    headers,
                     m.payload,
                 );
+                shown.flags.extend(refused);
                 if args.json {
                     out::json(&shown.to_json())?;
                 } else {

@@ -15,7 +15,8 @@ use crate::payload::{self, TypeInfo};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Flag {
     /// `service_error`, `tenant_mismatch`, `undecodable`, `invalid_envelope`,
-    /// `invalid_subject`, `invalid_traceparent`, `unknown_schema`, `assumed_schema`.
+    /// `invalid_subject`, `invalid_header`, `invalid_traceparent`, `unknown_schema`,
+    /// `assumed_schema`.
     pub(crate) kind: &'static str,
     /// What is wrong.
     pub(crate) message: String,
@@ -52,18 +53,25 @@ pub(crate) struct Shown {
     pub(crate) flags: Vec<Flag>,
 }
 
-/// Headers from the async-nats map, in order; values that would not be valid are kept
-/// out (the server would not have passed them).
-pub(crate) fn headers_from_nats(map: Option<&async_nats::HeaderMap>) -> Headers {
+/// Headers from the async-nats map, in order. A header the SDK refuses (a control
+/// character in its value, say) is left out of them and flagged `invalid_header`, so
+/// it is seen, not dropped in silence.
+pub(crate) fn headers_from_nats(map: Option<&async_nats::HeaderMap>) -> (Headers, Vec<Flag>) {
     let mut headers = Headers::new();
+    let mut flags = Vec::new();
     if let Some(map) = map {
         for (name, values) in map.iter() {
             for value in values {
-                headers.append(name.as_ref(), value.as_str()).ok();
+                if let Err(e) = headers.append(name.as_ref(), value.as_str()) {
+                    flags.push(Flag {
+                        kind: "invalid_header",
+                        message: format!("left out: {e}"),
+                    });
+                }
             }
         }
     }
-    headers
+    (headers, flags)
 }
 
 /// The tenant a subject belongs to: `sdk.<t>.…` or `_INBOX.<t>.…`.

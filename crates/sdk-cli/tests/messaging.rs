@@ -292,6 +292,8 @@ async fn sub_decodes_every_format_and_flags_problems_without_stopping() {
         ("ce-datacontenttype", "application/protobuf"),
         ("ce-dataschema", "urn:sdk:schema:sdk.v1.AgentTask:v1"),
         ("traceparent", "not-a-trace"),
+        // A control character the server passes and the SDK refuses: shown as a flag.
+        ("x-note", "bell\u{7}"),
     ] {
         headers.insert(k, v);
     }
@@ -352,7 +354,10 @@ async fn sub_decodes_every_format_and_flags_problems_without_stopping() {
     assert_contains(&forged["data"], &task());
 
     let broken = by_subject(&messages, "sdk.acme.events.broken");
-    assert_eq!(flag_kinds(broken), ["invalid_traceparent", "undecodable"]);
+    assert_eq!(
+        flag_kinds(broken),
+        ["invalid_traceparent", "undecodable", "invalid_header"]
+    );
     assert_eq!(broken["raw_base64"], "////");
 
     let error = by_subject(&messages, "_INBOX.acme.abc");
