@@ -160,7 +160,13 @@ fn accept_loop(
         };
         let handle = match stream.try_clone() {
             Ok(h) => h,
-            Err(_) => continue,
+            Err(e) => {
+                // Out of descriptors: the scrape cannot be tracked, so it is not served.
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "a Prometheus scrape was turned away with 503");
+                turn_away(stream);
+                continue;
+            }
         };
         {
             let mut open = shared.open();
@@ -190,10 +196,12 @@ fn accept_loop(
                 conn_shared.open().remove(&id);
                 conn_shared.ended.notify_all();
             });
-        if spawned.is_err()
-            && let Some(s) = shared.open().remove(&id)
-        {
-            let _ = s.shutdown(Shutdown::Both);
+        if let Err(e) = spawned {
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "a Prometheus scrape was not answered: no thread");
+            if let Some(s) = shared.open().remove(&id) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
         }
     }
 }
