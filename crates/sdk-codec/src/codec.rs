@@ -474,7 +474,7 @@ fn decompress(bytes: &[u8], limit: usize) -> Result<Bytes, CodecError> {
         message: e.to_string(),
     };
     let window_log = window_log_for(limit);
-    check_frames(bytes, 1u64 << window_log)?;
+    check_frames(bytes, 1u64 << window_log, limit)?;
     let mut decoder = zstd::stream::read::Decoder::with_buffer(bytes).map_err(fail)?;
     decoder.window_log_max(window_log).map_err(fail)?;
     let mut out = Vec::new();
@@ -506,11 +506,14 @@ const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
 const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
 
 /// Walks the frames of `bytes` (headers and block headers only; nothing is
-/// decompressed) and refuses a frame that declares a window over `max_window`, or
-/// one in a legacy format, whose decoders ignore the window limit. Anything else
-/// wrong is left for the decoder to report.
-fn check_frames(bytes: &[u8], max_window: u64) -> Result<(), CodecError> {
+/// decompressed) and refuses a frame that declares a window over `max_window`, one
+/// in a legacy format, whose decoders ignore the window limit, and frames whose
+/// declared content sizes add up to more than `limit` (a bomb that says so is
+/// refused before any of it is decompressed). Anything else wrong is left for the
+/// decoder to report.
+fn check_frames(bytes: &[u8], max_window: u64, limit: usize) -> Result<(), CodecError> {
     let mut at = 0usize;
+    let mut declared = 0u64;
     while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
         let Some(magic) = le(rest, 0, 4) else {
             return Ok(());
@@ -529,6 +532,16 @@ fn check_frames(bytes: &[u8], max_window: u64) -> Result<(), CodecError> {
                     window,
                     limit: max_window,
                 });
+            }
+            if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(rest) {
+                declared = declared.saturating_add(size);
+                if declared > u64::try_from(limit).unwrap_or(u64::MAX) {
+                    return Err(CodecError::TooLarge {
+                        what: "decompressed",
+                        limit,
+                        actual: usize::try_from(declared).unwrap_or(usize::MAX),
+                    });
+                }
             }
             match zstd::zstd_safe::find_frame_compressed_size(rest) {
                 Ok(n) => n,

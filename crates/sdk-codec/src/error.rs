@@ -87,7 +87,8 @@ pub enum CodecError {
         what: &'static str,
         /// The limit.
         limit: usize,
-        /// The actual size (for decompression: the size at which decoding stopped).
+        /// The actual size (for decompression: the content size the frames declare,
+        /// or, when they declare none, the size at which decoding stopped).
         actual: usize,
     },
     /// A zstd frame declares a window (the history a decoder must keep) larger than

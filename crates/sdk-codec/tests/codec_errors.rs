@@ -340,13 +340,34 @@ fn oversized_payloads_are_refused_with_both_sizes() {
 #[test]
 fn a_decompression_bomb_stops_at_the_limit() {
     // 64 MiB of zeros compress to a few KiB. Level 1 keeps the window at 512 KiB,
-    // within what a 1 MiB limit allows, so decoding starts and stops at the limit.
-    let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 1).unwrap();
+    // within what a 1 MiB limit allows. The frame declares its 64 MiB: refused on
+    // that, before anything is decompressed.
+    let zeros = vec![0u8; 64 << 20];
+    let bomb = zstd::bulk::compress(&zeros, 1).unwrap();
     assert!(bomb.len() < 64 * 1024);
     let codec = Codec::builder().max_decoded_size(1 << 20).build().unwrap();
     let err = decode::<Document>(
         &codec,
         &bomb,
+        PayloadMeta::new(JSON).with_encoding(Some("zstd")),
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "decompressed payload is {} bytes, over the limit of {} bytes",
+            64 << 20,
+            1 << 20
+        )
+    );
+    // Streamed, the frame does not declare its size: decoding starts, and stops one
+    // byte past the limit.
+    let mut streamed = Vec::new();
+    let mut encoder = zstd::stream::write::Encoder::new(&mut streamed, 1).unwrap();
+    std::io::Write::write_all(&mut encoder, &zeros).unwrap();
+    encoder.finish().unwrap();
+    let err = decode::<Document>(
+        &codec,
+        &streamed,
         PayloadMeta::new(JSON).with_encoding(Some("zstd")),
     );
     assert_eq!(

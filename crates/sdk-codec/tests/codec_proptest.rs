@@ -226,6 +226,21 @@ proptest! {
             decode_everything(&bytes);
         }
     }
+
+    /// The same, inside a zstd frame: flipped header bytes (window, content size,
+    /// frame and block sizes) and flipped compressed data reach the frame walk and the
+    /// decoder.
+    #[test]
+    fn mutated_zstd_frames_never_panic(v in task_result(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let plain = Codec::builder().compression(None).build().unwrap();
+        let encoded = plain.encode(&v).unwrap();
+        let mut bytes = zstd::bulk::compress(&encoded.bytes, 3).unwrap();
+        for (at, value) in &flips {
+            let i = at.index(bytes.len());
+            bytes[i] = *value;
+        }
+        decode_everything(&bytes);
+    }
 }
 
 proptest! {

@@ -346,3 +346,37 @@ fn the_default_limit_still_reads_frames_from_ordinary_streaming_compressors() {
     assert_eq!(bytes[5] >> 3, 23 - 10, "an 8 MiB window: {bytes:02x?}");
     assert_eq!(decode(&Codec::default(), &bytes).unwrap().text, "hello");
 }
+
+/// A real bomb: 64 MiB of zeros that compress to a few kilobytes, with and without a
+/// declared content size. Decoding stops at the limit, and what it holds on the way
+/// stays within the same bound as a hand-made frame: the output so far plus the
+/// window, not the 64 MiB.
+#[test]
+fn a_decompression_bomb_stops_at_the_limit_within_the_bound() {
+    let _alone = alone();
+    let codec = codec();
+    let zeros = vec![0u8; 64 << 20];
+    let with_size = zstd::bulk::compress(&zeros, 1).unwrap();
+    let mut without_size = Vec::new();
+    {
+        // The streaming encoder does not know the size up front: no content size.
+        let mut encoder = zstd::stream::write::Encoder::new(&mut without_size, 1).unwrap();
+        encoder.window_log(20).unwrap();
+        std::io::Write::write_all(&mut encoder, &zeros).unwrap();
+        encoder.finish().unwrap();
+    }
+    drop(zeros);
+    for (name, bytes) in [("with size", with_size), ("without size", without_size)] {
+        assert!(bytes.len() < 64 * 1024, "{name}: {} bytes", bytes.len());
+        let (result, peak) = peak_during(|| decode(&codec, &bytes));
+        eprintln!("bomb {name}: peak {peak} bytes, result {result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(CodecError::TooLarge { .. }) | Err(CodecError::WindowTooLarge { .. })
+            ),
+            "{name}: {result:?}"
+        );
+        assert!(peak <= BOUND, "{name}: peak {peak} bytes, over {BOUND}");
+    }
+}
