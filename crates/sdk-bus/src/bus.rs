@@ -553,10 +553,9 @@ impl Bus {
     }
 }
 
-/// Turns a reply's error headers into [`RequestError::ServiceError`]; checks any
-/// other reply as a received message is checked: the required attributes, and
-/// `ce-tenantid` equal to the tenant of the request's subject (a tenant mismatch is
-/// counted and reported as one).
+/// Turns a reply's error headers into [`RequestError::ServiceError`]. Any other reply
+/// needs no `ce-*` headers (the wire contract), but one that names a tenant must name
+/// the request subject's tenant: a mismatch is refused, counted and reported.
 fn reply_to_result(
     reply: RawMessage,
     subject: &Subject,
@@ -575,12 +574,10 @@ fn reply_to_result(
     }
     let envelope =
         Envelope::from_parts(reply.headers, reply.payload).map_err(RequestError::InvalidReply)?;
-    envelope
-        .check_required()
-        .map_err(RequestError::InvalidReply)?;
-    let theirs = envelope.tenant_id().unwrap_or_default();
     let ours = subject.tenant().as_str();
-    if theirs != ours {
+    if let Some(theirs) = envelope.tenant_id()
+        && theirs != ours
+    {
         let reason = format!(
             "the reply's ce-tenantid {theirs:?} is not the tenant {ours:?} of the request to {subject}"
         );

@@ -36,14 +36,22 @@ impl ExportLosses {
     }
 }
 
+/// The signal an exporter carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
 /// The shared tally, written by the exporter wrappers.
 #[derive(Debug, Default)]
 pub(crate) struct Losses {
     spans: AtomicU64,
     log_records: AtomicU64,
     metric_exports: AtomicU64,
-    /// The text of the latest failure, for the shutdown error.
-    last: Mutex<Option<String>>,
+    /// The text of each signal's latest failure, for the shutdown error.
+    last: Mutex<[Option<String>; 3]>,
 }
 
 impl Losses {
@@ -55,16 +63,26 @@ impl Losses {
         }
     }
 
-    /// The latest failure's text, if any.
-    pub(crate) fn last_error(&self) -> Option<String> {
-        self.last.lock().map_or(None, |last| last.clone())
+    /// The text of `signal`'s latest failure, if any.
+    pub(crate) fn last_error(&self, signal: Signal) -> Option<String> {
+        self.last
+            .lock()
+            .ok()
+            .and_then(|last| last.get(signal as usize).cloned().flatten())
     }
 
-    fn record(&self, counter: &AtomicU64, n: u64, result: &OTelSdkResult) {
+    fn record(&self, signal: Signal, n: u64, result: &OTelSdkResult) {
         if let Err(e) = result {
+            let counter = match signal {
+                Signal::Traces => &self.spans,
+                Signal::Metrics => &self.metric_exports,
+                Signal::Logs => &self.log_records,
+            };
             counter.fetch_add(n, Ordering::AcqRel);
-            if let Ok(mut last) = self.last.lock() {
-                *last = Some(e.to_string());
+            if let Ok(mut last) = self.last.lock()
+                && let Some(slot) = last.get_mut(signal as usize)
+            {
+                *slot = Some(e.to_string());
             }
         }
     }
@@ -95,7 +113,7 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let n = batch.len() as u64;
         let result = self.inner.export(batch).await;
-        self.losses.record(&self.losses.spans, n, &result);
+        self.losses.record(Signal::Traces, n, &result);
         result
     }
 
@@ -116,7 +134,7 @@ impl<E: LogExporter> LogExporter for Counted<E> {
     async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
         let n = batch.iter().count() as u64;
         let result = self.inner.export(batch).await;
-        self.losses.record(&self.losses.log_records, n, &result);
+        self.losses.record(Signal::Logs, n, &result);
         result
     }
 
@@ -141,7 +159,7 @@ impl<E: LogExporter> LogExporter for Counted<E> {
 impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         let result = self.inner.export(metrics).await;
-        self.losses.record(&self.losses.metric_exports, 1, &result);
+        self.losses.record(Signal::Metrics, 1, &result);
         result
     }
 

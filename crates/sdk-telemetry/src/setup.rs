@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::{
 };
 
 use crate::config::{Exporter, OtlpTarget, Protocol, Signal, TelemetryConfig};
-use crate::export_losses::{Counted, ExportLosses, Losses};
+use crate::export_losses::{self, Counted, ExportLosses, Losses};
 use crate::instrument::MessagingInstruments;
 use crate::metrics::{MessagingMetrics, SdkMetrics, TenantLimiter};
 use crate::propagation::Propagator;
@@ -350,12 +350,17 @@ impl Telemetry {
         }
         // The batch processors do not return a failed final export: the count does.
         let after = self.losses.snapshot();
-        let lost = |signal: &'static str, n: u64, one: &str, many: &str| {
+        let lost = |which: export_losses::Signal, n: u64, one: &str, many: &str| {
             if n == 0 {
                 return Ok(());
             }
+            let signal = match which {
+                export_losses::Signal::Traces => "traces",
+                export_losses::Signal::Metrics => "metrics",
+                export_losses::Signal::Logs => "logs",
+            };
             let what = if n == 1 { one } else { many };
-            let cause = self.losses.last_error().unwrap_or_default();
+            let cause = self.losses.last_error(which).unwrap_or_default();
             Err(TelemetryError::Shutdown {
                 signal,
                 reason: self
@@ -364,24 +369,28 @@ impl Telemetry {
             })
         };
         let gone = |now: u64, then: u64| now.saturating_sub(then);
-        let traces = traces.and(lost(
-            "traces",
+        // The count says more than the provider's own error: it comes first.
+        let traces = lost(
+            export_losses::Signal::Traces,
             gone(after.spans, before.spans),
             "span",
             "spans",
-        ));
-        let metrics = metrics.and(lost(
-            "metrics",
+        )
+        .and(traces);
+        let metrics = lost(
+            export_losses::Signal::Metrics,
             gone(after.metric_exports, before.metric_exports),
             "metric collection",
             "metric collections",
-        ));
-        let logs = logs.and(lost(
-            "logs",
+        )
+        .and(metrics);
+        let logs = lost(
+            export_losses::Signal::Logs,
             gone(after.log_records, before.log_records),
             "log record",
             "log records",
-        ));
+        )
+        .and(logs);
         traces.and(metrics).and(logs)
     }
 }

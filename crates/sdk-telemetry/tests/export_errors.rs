@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry::trace::{Span as _, Tracer as _};
 use sdk_telemetry::{Exporter, LogFormat, Protocol, Telemetry, TelemetryConfig};
@@ -60,11 +60,11 @@ fn export_failures_are_reported_without_flooding() {
         lost >= 1,
         "no span counted as lost (flushes failed: {flush_failed:?})"
     );
-    let started = Instant::now();
-    // Whether anything was left for the final flush depends on timing: either way,
-    // shutdown returns within its bound.
-    let outcome = telemetry.shutdown(Duration::from_secs(2));
-    assert!(started.elapsed() < Duration::from_secs(10), "{outcome:?}");
+    // Whether anything was left for the final flush depends on timing; if something
+    // was, shutdown says how much was lost.
+    if let Err(e) = telemetry.shutdown(Duration::from_secs(2)) {
+        assert!(e.to_string().contains("final export of"), "{e}");
+    }
     let n = reports.load(Ordering::SeqCst);
     assert!(n >= 1, "the failure was reported");
     assert!(n <= 50, "{n} reports for {spans} spans: that is flooding");

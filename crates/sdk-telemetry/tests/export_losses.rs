@@ -97,7 +97,11 @@ fn a_shutdown_whose_final_metric_export_fails_names_metrics() {
         .u64_counter("lost")
         .build()
         .add(1, &[]);
-    shutdown_error(telemetry, "metrics");
+    let text = shutdown_error(telemetry, "metrics");
+    assert!(
+        text.contains("final export of 1 metric collection failed"),
+        "{text}"
+    );
 }
 
 /// Names the case a child process runs.

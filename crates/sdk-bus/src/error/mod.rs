@@ -59,6 +59,10 @@ pub enum BusError {
     /// An envelope cannot be built or read.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// A reply was refused: not a readable envelope, or it names another tenant than
+    /// the request's subject.
+    #[error("the reply was refused: {0}")]
+    InvalidReply(EnvelopeError),
     /// A header name or value is not allowed.
     #[error(transparent)]
     Header(#[from] crate::HeaderError),
@@ -206,7 +210,9 @@ impl BusError {
         match self {
             BusError::Config(_) => "config",
             BusError::Subject(_) => "invalid_subject",
-            BusError::Envelope(_) | BusError::Header(_) => "invalid_envelope",
+            BusError::Envelope(_) | BusError::InvalidReply(_) | BusError::Header(_) => {
+                "invalid_envelope"
+            }
             BusError::Connect { .. } => "connect",
             BusError::TooLarge(_) => "too_large",
             BusError::ReconnectBufferFull { .. } => "disconnected",

@@ -180,8 +180,8 @@ pub enum RequestError {
         /// The text.
         message: String,
     },
-    /// The reply is not a readable envelope, lacks a required attribute, or belongs
-    /// to another tenant than the request's subject.
+    /// The reply is not a readable envelope, or names another tenant than the
+    /// request's subject.
     #[error("the reply was refused: {0}")]
     InvalidReply(EnvelopeError),
     /// The client failed otherwise.
@@ -226,7 +226,7 @@ impl From<RequestError> for BusError {
             RequestError::ServiceError { code, message } => {
                 BusError::ServiceError { code, message }
             }
-            RequestError::InvalidReply(e) => BusError::Envelope(e),
+            RequestError::InvalidReply(e) => BusError::InvalidReply(e),
             RequestError::Client { subject, source } => BusError::Request { subject, source },
             RequestError::Closed => BusError::Closed,
         }

@@ -42,12 +42,12 @@ pub fn tenant(t: &str) -> TenantId {
     TenantId::new(t).unwrap()
 }
 
-/// An envelope from `/<tenant>/test/t-1` with `body` as its payload.
 /// The text body of an envelope made by [`envelope`].
 pub fn body_of(envelope: &Envelope) -> String {
     String::from_utf8(envelope.payload().to_vec()).unwrap()
 }
 
+/// An envelope from `/<tenant>/test/t-1` with `body` as its payload.
 pub fn envelope(tenant_id: &str, body: &str) -> Envelope {
     let source = EventSource::new(&tenant(tenant_id), "test", "t-1").unwrap();
     Envelope::builder(&source, "sdk.test.message")
