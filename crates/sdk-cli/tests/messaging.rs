@@ -622,7 +622,7 @@ fn serve_and_tail_stop_cleanly_on_a_signal() {
 }
 
 #[test]
-fn serve_stops_within_its_drain_timeout_when_the_server_is_gone() {
+fn serve_with_the_server_gone_says_its_drain_did_not_finish() {
     let mut server = NatsServer::start();
     let env = url_env(&server.url());
     let env = env_refs(&env);
