@@ -556,13 +556,7 @@ async fn a_drain_hands_back_what_waits_in_an_ordered_lane() {
         let bus = bus.clone();
         async move { bus.drain().await }
     });
-    tokio::time::timeout(WAIT, async {
-        while !bus.is_draining() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the drain began");
+    until_draining(&bus).await;
     gate.add_permits(10);
     drain.await.unwrap().unwrap();
     assert_eq!(

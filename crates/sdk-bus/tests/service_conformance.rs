@@ -316,13 +316,7 @@ async fn drain_answers_every_request_in_flight(mut f: Fixture) {
         let server: Bus = server.clone();
         async move { server.drain().await }
     });
-    tokio::time::timeout(WAIT, async {
-        while !server.is_draining() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the drain began");
+    until_draining(&server).await;
     // The two running handlers finish only now, after the drain began.
     gate.add_permits(total as usize);
     let mut answered = 0;

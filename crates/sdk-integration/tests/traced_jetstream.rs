@@ -9,16 +9,27 @@ use std::time::Duration;
 
 use sdk_integration::Messenger;
 use sdk_integration::sdk_bus::jetstream::stream::StreamSpec;
-use sdk_integration::sdk_bus::{Bus, BusConfig, ConsumerSpec, EventSource, Outcome, TenantId};
+use sdk_integration::sdk_bus::{Bus, ConsumerSpec, EventSource, JetStream, Outcome, TenantId};
 use sdk_integration::sdk_codec::v1::EventMessage;
 use sdk_integration::sdk_codec::{Codec, Format};
 use sdk_testkit::{Collector, NatsServer};
 
 mod common;
 
-use common::{Signals, telemetry};
+use common::{Signals, nats_bus, telemetry};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// A bus on `server` with the events and dead-letter streams, tenant acme, and a JSON
+/// codec.
+async fn events_and_dead_letters(server: &NatsServer) -> (Bus, JetStream, TenantId, Codec) {
+    let bus = nats_bus(server).await;
+    let js = bus.jetstream().unwrap();
+    js.ensure_stream(&StreamSpec::events()).await.unwrap();
+    js.ensure_stream(&StreamSpec::dead_letters()).await.unwrap();
+    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    (bus, js, TenantId::new("acme").unwrap(), codec)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_task_and_its_redelivery_are_one_trace_with_settle_outcomes() {
@@ -26,14 +37,7 @@ async fn a_durable_task_and_its_redelivery_are_one_trace_with_settle_outcomes() 
     let collector = Collector::start();
     let producer_otel = telemetry("producer", &collector, Signals::Both);
     let worker_otel = telemetry("worker", &collector, Signals::Both);
-    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
-        .await
-        .unwrap();
-    let js = bus.jetstream().unwrap();
-    js.ensure_stream(&StreamSpec::events()).await.unwrap();
-    js.ensure_stream(&StreamSpec::dead_letters()).await.unwrap();
-    let acme = TenantId::new("acme").unwrap();
-    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    let (bus, js, acme, codec) = events_and_dead_letters(&server).await;
     let producer = Messenger::new(
         bus.clone(),
         codec.clone(),
@@ -239,14 +243,7 @@ async fn an_undecodable_delivery_is_dead_lettered_not_handled() {
     let server = NatsServer::builder().jetstream().start();
     let collector = Collector::start();
     let otel = telemetry("worker", &collector, Signals::Traces);
-    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
-        .await
-        .unwrap();
-    let js = bus.jetstream().unwrap();
-    js.ensure_stream(&StreamSpec::events()).await.unwrap();
-    js.ensure_stream(&StreamSpec::dead_letters()).await.unwrap();
-    let acme = TenantId::new("acme").unwrap();
-    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    let (bus, js, acme, codec) = events_and_dead_letters(&server).await;
     let worker = Messenger::new(
         bus.clone(),
         codec,

@@ -16,9 +16,19 @@ use sdk_integration::sdk_bus::{
 };
 use sdk_integration::sdk_codec::v1::{AgentTask, TaskResult, TaskStatus};
 use sdk_integration::sdk_codec::{Codec, Format};
+use sdk_integration::sdk_telemetry::Telemetry;
 use sdk_testkit::{Collector, NatsServer};
 
-use common::{Signals, telemetry};
+use common::{Signals, nats_bus, telemetry};
+
+/// A JSON messenger of tenant acme's `tools` component on `server`, traced into `otel`.
+async fn json_tools(server: &NatsServer, otel: &Telemetry) -> (Messenger, TenantId) {
+    let acme = TenantId::new("acme").unwrap();
+    let codec = Codec::builder().format(Format::Json).build().unwrap();
+    let source = EventSource::new(&acme, "tools", "t-1").unwrap();
+    let m = Messenger::new(nats_bus(server).await, codec, source).with_telemetry(otel);
+    (m, acme)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_runs_from_the_caller_through_the_service() {
@@ -131,13 +141,7 @@ async fn codec_spans_switch_off_and_wildcard_services_keep_a_fixed_span_name() {
     let server = NatsServer::start();
     let collector = Collector::start();
     let otel = telemetry("codec-test", &collector, Signals::Both);
-    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
-        .await
-        .unwrap();
-    let acme = TenantId::new("acme").unwrap();
-    let codec = Codec::builder().format(Format::Json).build().unwrap();
-    let m = Messenger::new(bus, codec, EventSource::new(&acme, "tools", "t-1").unwrap())
-        .with_telemetry(&otel);
+    let (m, acme) = json_tools(&server, &otel).await;
     let service = m
         .serve(
             &SubjectPattern::new("sdk.*.tools.>").unwrap(),
@@ -260,13 +264,7 @@ async fn a_sender_cannot_name_codec_spans_or_metric_series() {
     let server = NatsServer::start();
     let collector = Collector::start();
     let otel = telemetry("schema-flood", &collector, Signals::Both);
-    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
-        .await
-        .unwrap();
-    let acme = TenantId::new("acme").unwrap();
-    let codec = Codec::builder().format(Format::Json).build().unwrap();
-    let m = Messenger::new(bus, codec, EventSource::new(&acme, "tools", "t-1").unwrap())
-        .with_telemetry(&otel);
+    let (m, acme) = json_tools(&server, &otel).await;
     let subject = acme.scope().component("tools", "run").unwrap();
     let service = m
         .serve(
@@ -337,13 +335,7 @@ async fn a_handler_that_times_out_or_panics_ends_its_span_failed() {
     let server = NatsServer::start();
     let collector = Collector::start();
     let otel = telemetry("stopped", &collector, Signals::Traces);
-    let bus = Bus::connect(BusConfig::builder().servers(&server.url()).build().unwrap())
-        .await
-        .unwrap();
-    let acme = TenantId::new("acme").unwrap();
-    let codec = Codec::builder().format(Format::Json).build().unwrap();
-    let m = Messenger::new(bus, codec, EventSource::new(&acme, "tools", "t-1").unwrap())
-        .with_telemetry(&otel);
+    let (m, acme) = json_tools(&server, &otel).await;
     let service = m
         .serve(
             &SubjectPattern::new("sdk.*.tools.*").unwrap(),

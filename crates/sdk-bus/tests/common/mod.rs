@@ -69,6 +69,17 @@ pub fn body(d: &Delivery) -> String {
     String::from_utf8(d.envelope.payload().to_vec()).unwrap()
 }
 
+/// Waits until `bus` has begun to drain.
+pub async fn until_draining(bus: &Bus) {
+    tokio::time::timeout(WAIT, async {
+        while !bus.is_draining() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the drain began");
+}
+
 /// Waits for the first event that `pick` accepts.
 pub async fn wait_event<T>(
     events: &mut tokio::sync::broadcast::Receiver<BusEvent>,
