@@ -31,6 +31,21 @@ fn query() -> sdk_bus::Subject {
     tenant("acme").scope().component("rag", "query").unwrap()
 }
 
+/// `handler` serving `query()`, with the default options.
+async fn serve_query<F, Fut>(bus: &Bus, handler: F) -> sdk_bus::Service
+where
+    F: Fn(sdk_bus::Delivery) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Envelope, sdk_bus::ServiceFailure>> + Send + 'static,
+{
+    bus.serve(
+        &SubjectPattern::from(&query()),
+        ServeOptions::new(),
+        handler,
+    )
+    .await
+    .unwrap()
+}
+
 fn service_code(result: &Result<Envelope, RequestError>) -> Option<u16> {
     match result {
         Err(RequestError::ServiceError { code, .. }) => Some(*code),
@@ -52,19 +67,13 @@ async fn reached(counter: &AtomicUsize, n: usize) {
 async fn a_panicking_handler_answers_500(mut f: Fixture) {
     let server = f.bus(|b| b).await;
     let client = f.bus(|b| b).await;
-    let service = server
-        .serve(
-            &SubjectPattern::from(&query()),
-            ServeOptions::new(),
-            |_d| async move {
-                if true {
-                    panic!("model exploded");
-                }
-                Ok(envelope("acme", "unreachable"))
-            },
-        )
-        .await
-        .unwrap();
+    let service = serve_query(&server, |_d| async move {
+        if true {
+            panic!("model exploded");
+        }
+        Ok(envelope("acme", "unreachable"))
+    })
+    .await;
     let err = client
         .request(&query(), envelope("acme", "x"))
         .await
@@ -76,18 +85,12 @@ async fn a_panicking_handler_answers_500(mut f: Fixture) {
 async fn a_handler_that_panics_before_returning_its_future_answers_500(mut f: Fixture) {
     let server = f.bus(|b| b).await;
     let client = f.bus(|b| b).await;
-    let service = server
-        .serve(
-            &SubjectPattern::from(&query()),
-            ServeOptions::new(),
-            |d: sdk_bus::Delivery| {
-                // The closure itself panics: there is no future to poll.
-                assert!(body_of(&d.envelope) != "boom", "exploded before the future");
-                async move { Ok(envelope("acme", "fine")) }
-            },
-        )
-        .await
-        .unwrap();
+    let service = serve_query(&server, |d: sdk_bus::Delivery| {
+        // The closure itself panics: there is no future to poll.
+        assert!(body_of(&d.envelope) != "boom", "exploded before the future");
+        async move { Ok(envelope("acme", "fine")) }
+    })
+    .await;
     let err = client
         .request(&query(), envelope("acme", "boom"))
         .await
@@ -149,26 +152,20 @@ async fn a_reply_for_another_tenant_is_refused(mut f: Fixture) {
 async fn a_reply_without_ce_headers_is_taken_as_the_contract_allows(mut f: Fixture) {
     let server = f.bus(|b| b).await;
     let client = f.bus(|b| b).await;
-    let service = server
-        .serve(
-            &SubjectPattern::from(&query()),
-            ServeOptions::new(),
-            |_d| async move {
-                let mut answer = envelope("acme", "anonymous");
-                for name in [
-                    "ce-tenantid",
-                    "ce-id",
-                    "ce-source",
-                    "ce-type",
-                    "ce-specversion",
-                ] {
-                    answer.headers_mut().remove(name);
-                }
-                Ok(answer)
-            },
-        )
-        .await
-        .unwrap();
+    let service = serve_query(&server, |_d| async move {
+        let mut answer = envelope("acme", "anonymous");
+        for name in [
+            "ce-tenantid",
+            "ce-id",
+            "ce-source",
+            "ce-type",
+            "ce-specversion",
+        ] {
+            answer.headers_mut().remove(name);
+        }
+        Ok(answer)
+    })
+    .await;
     let answer = client
         .request(&query(), envelope("acme", "x"))
         .await
@@ -181,14 +178,10 @@ async fn a_reply_without_ce_headers_is_taken_as_the_contract_allows(mut f: Fixtu
 async fn a_reply_too_large_becomes_413(mut f: Fixture) {
     let server = f.bus(|b| b).await;
     let client = f.bus(|b| b).await;
-    let service = server
-        .serve(
-            &SubjectPattern::from(&query()),
-            ServeOptions::new(),
-            |_d| async move { Ok(envelope("acme", &"x".repeat(128 * 1024))) },
-        )
-        .await
-        .unwrap();
+    let service = serve_query(&server, |_d| async move {
+        Ok(envelope("acme", &"x".repeat(128 * 1024)))
+    })
+    .await;
     let err = client
         .request(&query(), envelope("acme", "q"))
         .await
