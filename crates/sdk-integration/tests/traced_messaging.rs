@@ -21,6 +21,32 @@ use sdk_testkit::{Collector, NatsServer};
 
 use common::{Signals, nats_bus, telemetry};
 
+/// A task for agent `x`.
+fn task(id: &str, task_type: &str) -> AgentTask {
+    AgentTask {
+        task_id: id.into(),
+        agent_id: "x".into(),
+        task_type: task_type.into(),
+        ..Default::default()
+    }
+}
+
+/// Serves `pattern` with a handler that answers each task with its id.
+async fn answer_tasks(m: &Messenger, pattern: &str) -> sdk_integration::sdk_bus::Service {
+    m.serve(
+        &SubjectPattern::new(pattern).unwrap(),
+        ServeOptions::new(),
+        |task: AgentTask, _cx| async move {
+            Ok(TaskResult {
+                task_id: task.task_id,
+                ..Default::default()
+            })
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// A JSON messenger of tenant acme's `tools` component on `server`, traced into `otel`.
 async fn json_tools(server: &NatsServer, otel: &Telemetry) -> (Messenger, TenantId) {
     let acme = TenantId::new("acme").unwrap();
@@ -142,36 +168,18 @@ async fn codec_spans_switch_off_and_wildcard_services_keep_a_fixed_span_name() {
     let collector = Collector::start();
     let otel = telemetry("codec-test", &collector, Signals::Both);
     let (m, acme) = json_tools(&server, &otel).await;
-    let service = m
-        .serve(
-            &SubjectPattern::new("sdk.*.tools.>").unwrap(),
-            ServeOptions::new(),
-            |task: AgentTask, _cx| async move {
-                Ok(TaskResult {
-                    task_id: task.task_id,
-                    ..Default::default()
-                })
-            },
-        )
-        .await
-        .unwrap();
-    let task = |id: &str| AgentTask {
-        task_id: id.into(),
-        agent_id: "x".into(),
-        task_type: "y".into(),
-        ..Default::default()
-    };
+    let service = answer_tasks(&m, "sdk.*.tools.>").await;
     for invented in ["aaa", "bbb", "ccc"] {
         let subject = acme.scope().component("tools", invented).unwrap();
         let _: TaskResult = m
-            .request(&subject, "sdk.tool", &task(invented))
+            .request(&subject, "sdk.tool", &task(invented, "y"))
             .await
             .unwrap();
     }
     otel.messaging().set_codec_spans(false);
     let subject = acme.scope().component("tools", "ddd").unwrap();
     let _: TaskResult = m
-        .request(&subject, "sdk.tool", &task("quiet"))
+        .request(&subject, "sdk.tool", &task("quiet", "y"))
         .await
         .unwrap();
     service.abort();
@@ -266,25 +274,8 @@ async fn a_sender_cannot_name_codec_spans_or_metric_series() {
     let otel = telemetry("schema-flood", &collector, Signals::Both);
     let (m, acme) = json_tools(&server, &otel).await;
     let subject = acme.scope().component("tools", "run").unwrap();
-    let service = m
-        .serve(
-            &SubjectPattern::new("sdk.*.tools.run").unwrap(),
-            ServeOptions::new(),
-            |task: AgentTask, _cx| async move {
-                Ok(TaskResult {
-                    task_id: task.task_id,
-                    ..Default::default()
-                })
-            },
-        )
-        .await
-        .unwrap();
-    let task = AgentTask {
-        task_id: "t".into(),
-        agent_id: "x".into(),
-        task_type: "y".into(),
-        ..Default::default()
-    };
+    let service = answer_tasks(&m, "sdk.*.tools.run").await;
+    let task = task("t", "y");
     for i in 0..5 {
         let mut env = m.envelope("sdk.tool", &task).unwrap();
         env.headers_mut()
@@ -355,12 +346,7 @@ async fn a_handler_that_times_out_or_panics_ends_its_span_failed() {
         .await
         .unwrap();
     for (kind, code) in [("hang", 408), ("explode", 500)] {
-        let task = AgentTask {
-            task_id: kind.into(),
-            agent_id: "x".into(),
-            task_type: kind.into(),
-            ..Default::default()
-        };
+        let task = task(kind, kind);
         let subject = acme.scope().component("tools", kind).unwrap();
         match m
             .request::<_, TaskResult>(&subject, "sdk.tool", &task)
@@ -410,12 +396,7 @@ async fn publish_and_subscribe_are_one_trace_per_message() {
     let pattern = SubjectPattern::new("sdk.*.events.task.>").unwrap();
     let mut subscription = listener.subscribe::<AgentTask>(&pattern).await.unwrap();
     let subject = acme.scope().event("task.assigned").unwrap();
-    let task = AgentTask {
-        task_id: "t-1".into(),
-        agent_id: "x".into(),
-        task_type: "y".into(),
-        ..Default::default()
-    };
+    let task = task("t-1", "y");
     sender
         .publish(&subject, "sdk.task.assigned", &task)
         .await
