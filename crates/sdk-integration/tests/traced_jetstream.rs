@@ -298,3 +298,70 @@ async fn an_undecodable_delivery_is_dead_lettered_not_handled() {
     let span = collector.wait_for_span("process sdk.{tenant}.events.{event_type}", WAIT);
     assert_eq!(span.status, "STATUS_CODE_ERROR");
 }
+
+/// A durable handler stopped at its timeout ends its span failed (`cancelled`), not as
+/// a success; the bus retries the delivery, and the retry's span succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_handler_stopped_at_its_timeout_ends_its_span_failed() {
+    let server = NatsServer::builder().jetstream().start();
+    let collector = Collector::start();
+    let otel = telemetry("worker", &collector, Signals::Traces);
+    let (bus, js, acme, codec) = events_and_dead_letters(&server).await;
+    let worker = Messenger::new(
+        bus.clone(),
+        codec,
+        EventSource::new(&acme, "gateway", "g-1").unwrap(),
+    )
+    .with_telemetry(&otel);
+    let subject = acme.scope().event("task.completed").unwrap();
+    let event = EventMessage {
+        event_id: "e-slow".into(),
+        event_type: "sdk.task.completed".into(),
+        source: "/acme/gateway/g-1".into(),
+        ..Default::default()
+    };
+    worker
+        .publish_durable(&js, &subject, "sdk.task.completed", &event)
+        .await
+        .unwrap();
+    let mut spec = ConsumerSpec::new("SDK_EVENTS", "slow").backoff(vec![Duration::from_millis(50)]);
+    spec.handler_timeout = Some(Duration::from_millis(300));
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let d = done.clone();
+    let running = worker
+        .consume(&js, spec, move |_event: EventMessage, cx| {
+            let d = d.clone();
+            async move {
+                if cx.delivered == 1 {
+                    std::future::pending::<()>().await;
+                }
+                d.lock().unwrap().push(cx.delivered);
+                Outcome::Ack
+            }
+        })
+        .await
+        .unwrap();
+    sdk_testkit::wait_until(WAIT, || (!done.lock().unwrap().is_empty()).then_some(()))
+        .unwrap_or_else(|| panic!("the retry was not handled: {:?}", bus.stats()));
+    running.abort();
+    otel.shutdown(Duration::from_secs(10)).unwrap();
+    let spans = collector.wait_for(WAIT, "two process spans", |r| {
+        let p = r.spans_named("process sdk.{tenant}.events.{event_type}");
+        (p.len() == 2).then(|| p.into_iter().cloned().collect::<Vec<_>>())
+    });
+    let by_delivery = |n: &str| {
+        spans
+            .iter()
+            .find(|s| {
+                s.attributes
+                    .get("messaging.nats.message.delivery_count")
+                    .map(String::as_str)
+                    == Some(n)
+            })
+            .unwrap_or_else(|| panic!("no span for delivery {n}: {spans:?}"))
+    };
+    let first = by_delivery("1");
+    assert_eq!(first.status, "STATUS_CODE_ERROR");
+    assert_eq!(first.attributes["error.type"], "cancelled");
+    assert_ne!(by_delivery("2").status, "STATUS_CODE_ERROR");
+}
