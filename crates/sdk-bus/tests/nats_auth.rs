@@ -27,6 +27,59 @@ async fn round_trip(url: &str, auth: Auth, tls: Tls) -> Result<(), BusError> {
     Ok(())
 }
 
+/// Credentials in the URL and as a setting, on a bus that connected with them:
+/// neither is in the bus's or its configuration's Debug output.
+#[tokio::test]
+async fn a_connected_bus_shows_no_secret_in_debug() {
+    let server = NatsServer::builder()
+        .user(NatsUser::password("alice", "pw-in-url", None))
+        .start();
+    let url = server.url().replace("nats://", "nats://alice:pw-in-url@");
+    let config = BusConfig::builder().servers(&url).build().unwrap();
+    let bus = Bus::connect(config.clone()).await.unwrap();
+    for text in [format!("{bus:?}"), format!("{config:?}")] {
+        assert!(!text.contains("pw-in-url"), "{text}");
+    }
+    let config = BusConfig::builder()
+        .servers(&server.url())
+        .auth(Auth::UserPassword {
+            user: "alice".into(),
+            password: Secret::new("pw-in-url"),
+        })
+        .build()
+        .unwrap();
+    let bus = Bus::connect(config).await.unwrap();
+    assert!(!format!("{bus:?}").contains("pw-in-url"), "{bus:?}");
+}
+
+/// `nats://user:password@host` and `nats://token@host` (as `NATS_URL` often carries
+/// them) authenticate; a wrong password in the URL fails without showing it.
+#[tokio::test]
+async fn credentials_in_the_url_authenticate() {
+    let with_user = NatsServer::builder()
+        .user(NatsUser::password("bob", "p@ss word", None))
+        .start();
+    // Percent-encoded in the URL, as a URL requires for '@' and ' '.
+    let url = with_user
+        .url()
+        .replace("nats://", "nats://bob:p%40ss%20word@");
+    round_trip(&url, Auth::None, Tls::default()).await.unwrap();
+    let wrong = with_user.url().replace("nats://", "nats://bob:not-it@");
+    let err = round_trip(&wrong, Auth::None, Tls::default())
+        .await
+        .unwrap_err();
+    let text = format!("{}\n{err:?}", error_chain(&err));
+    assert!(
+        text.to_lowercase().contains("authorization violation"),
+        "{text}"
+    );
+    assert!(!text.contains("not-it"), "the password leaked: {text}");
+
+    let with_token = NatsServer::builder().token("url-token").start();
+    let url = with_token.url().replace("nats://", "nats://url-token@");
+    round_trip(&url, Auth::None, Tls::default()).await.unwrap();
+}
+
 #[tokio::test]
 async fn token() {
     let server = NatsServer::builder().token("s3cret-token").start();
@@ -95,16 +148,19 @@ async fn nkey() {
     .await
     .unwrap();
     let other = nkeys::KeyPair::new_user();
-    let err = round_trip(
-        &server.url(),
-        Auth::NKey(Secret::new(other.seed().unwrap())),
-        Tls::default(),
-    )
-    .await
-    .unwrap_err();
+    let seed = other.seed().unwrap();
+    let auth = Auth::NKey(Secret::new(seed.clone()));
+    assert!(!format!("{auth:?}").contains(&seed), "the seed is in Debug");
+    let err = round_trip(&server.url(), auth, Tls::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, BusError::Connect { .. }), "{err:?}");
-    let text = error_chain(&err).to_lowercase();
-    assert!(text.contains("authorization violation"), "{text}");
+    let text = error_chain(&err);
+    assert!(
+        text.to_lowercase().contains("authorization violation"),
+        "{text}"
+    );
+    assert!(!text.contains(&seed) && !format!("{err:?}").contains(&seed));
 }
 
 #[tokio::test]
@@ -140,6 +196,27 @@ async fn creds_file_with_a_user_jwt() {
             .starts_with("invalid bus setting auth.creds_file: cannot read "),
         "{err}"
     );
+    // A creds file whose seed is broken: the error names the file, never its secret.
+    let broken = dir.path().join("broken.creds");
+    let secret = "SUAPARTOFASEEDTHATMUSTNOTLEAK";
+    std::fs::write(
+        &broken,
+        format!(
+            "-----BEGIN NATS USER JWT-----\nnot.a.jwt\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{secret}\n------END USER NKEY SEED------\n"
+        ),
+    )
+    .unwrap();
+    let err = round_trip(&server.url(), Auth::CredsFile(broken), Tls::default())
+        .await
+        .unwrap_err();
+    let text = error_chain(&err);
+    assert!(!text.contains(secret), "the seed leaked: {text}");
+    assert!(
+        !format!("{err:?}").contains(secret),
+        "the seed leaked: {err:?}"
+    );
+    assert!(!text.contains("not.a.jwt"), "the JWT leaked: {text}");
 }
 
 #[tokio::test]

@@ -52,7 +52,14 @@ pub(crate) async fn connect(
         options = options.custom_inbox_prefix(tenant.inbox_prefix());
     }
     options = match &config.auth {
-        Auth::None => options,
+        // Credentials in the URL (`nats://user:pass@host`, or `nats://token@host`):
+        // the client library parses them but does not send them, so they are passed
+        // on here. A setting, when given, wins.
+        Auth::None => match url_credentials(&addrs) {
+            Some((user, Some(password))) => options.user_and_password(user, password),
+            Some((token, None)) => options.token(token),
+            None => options,
+        },
         Auth::Token(t) => options.token(t.expose().to_owned()),
         Auth::UserPassword { user, password } => {
             options.user_and_password(user.clone(), password.expose().to_owned())
@@ -253,4 +260,18 @@ pub(crate) async fn round_trip(
     // The whole trip is bounded: while disconnected, even the flush waits. Running out
     // of time means the probe proved nothing: the caller reports it and goes on.
     tokio::time::timeout(limit, trip).await.unwrap_or(false)
+}
+
+/// The user and password (or the token, a user without a password) of the first
+/// server URL that carries any, percent-decoded.
+fn url_credentials(addrs: &[async_nats::ServerAddr]) -> Option<(String, Option<String>)> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    addrs.iter().find_map(|a| {
+        a.username()
+            .map(|user| (decode(user), a.password().map(decode)))
+    })
 }
