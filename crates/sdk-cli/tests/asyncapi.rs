@@ -137,3 +137,22 @@ fn the_document_can_be_written_only_where_it_can_be() {
         "{line}"
     );
 }
+
+/// `NATS_URL` may carry credentials: the document names the host, never them.
+#[test]
+fn the_document_names_the_server_without_its_credentials() {
+    for url in [
+        "nats://alice:pa55word@127.0.0.1:4222",
+        "nats://s3cret-token@127.0.0.1:4222",
+    ] {
+        let out = Sdk::run(&["asyncapi", "--format", "json"], &[("NATS_URL", url)])
+            .ok()
+            .out();
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["servers"]["nats"]["host"], "127.0.0.1:4222");
+        assert!(
+            !out.contains("pa55word") && !out.contains("s3cret-token"),
+            "a credential is in the document"
+        );
+    }
+}

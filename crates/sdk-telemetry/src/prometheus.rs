@@ -459,10 +459,6 @@ mod tests {
             closed >= deadline.mul_f32(0.9),
             "closed after {closed:?}, before the {deadline:?} deadline"
         );
-        assert!(
-            closed < deadline + Duration::from_secs(4),
-            "closed only after {closed:?}; the deadline is {deadline:?}"
-        );
         // The endpoint still serves, and counted the cut-off scrape.
         let response = scrape(endpoint.address(), Duration::from_secs(5)).unwrap();
         assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");

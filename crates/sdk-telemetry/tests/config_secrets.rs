@@ -197,12 +197,30 @@ fn an_endpoint_password_is_not_in_exporter_errors() {
         .log_format(LogFormat::Off)
         .build()
         .unwrap();
-    let err = match Telemetry::init(config) {
-        Ok(_) => return, // a build with TLS: nothing to refuse
-        Err(e) => e,
+    // No TLS backend is compiled in (decision O21), so the exporter must refuse.
+    let Err(err) = Telemetry::init(config) else {
+        panic!("https was accepted: a TLS backend is compiled in, find another refusal");
     };
     assert!(matches!(err, TelemetryError::Exporter { .. }), "{err:?}");
     assert_hidden("Display", &err.to_string());
     assert_hidden("Debug", &format!("{err:?}"));
     assert!(err.to_string().contains("127.0.0.1:4317"), "{err}");
+}
+
+#[test]
+fn a_running_telemetry_hides_its_secrets_in_debug() {
+    let telemetry = Telemetry::init(
+        TelemetryConfig::builder("svc")
+            .otlp("http://collector:s3cret@127.0.0.1:4317", Protocol::Grpc)
+            .otlp_header("authorization", "Bearer s3cret")
+            .install_global(false)
+            .log_format(LogFormat::Off)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_hidden("Telemetry Debug", &format!("{telemetry:?}"));
+    assert_hidden("Telemetry Debug", &format!("{telemetry:#?}"));
+    // Nothing was sent; dropping it without a collector may report a failed flush.
+    drop(telemetry);
 }

@@ -280,10 +280,7 @@ fn duration_token_usage_and_cost_points_carry_the_convention_attributes_and_buck
     );
     assert_eq!(p.fields["Count"], "1");
     let sum: f64 = p.fields["Sum"].parse().unwrap();
-    assert!(
-        (0.03..5.0).contains(&sum),
-        "the duration covers the 30 ms sleep: {sum}"
-    );
+    assert!(sum >= 0.03, "the duration covers the 30 ms sleep: {sum}");
     assert_eq!(
         bounds(p),
         [
