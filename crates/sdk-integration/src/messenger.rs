@@ -127,7 +127,7 @@ impl Messenger {
             .with_schema(schema.as_deref());
         // Spans and metrics name the type decoded into, never the sender's
         // `ce-dataschema`: a sender must not choose span names or label values.
-        let label = T::SCHEMA.map(|s| s.to_string());
+        let label = self.schema_label::<T>();
         // The span's format label; parsed only when there is a span to label.
         let format = || {
             content_type
@@ -150,6 +150,12 @@ impl Messenger {
                 Err(e.into())
             }
         }
+    }
+
+    /// `T`'s schema id as a span and metric label; only formatted when traced.
+    fn schema_label<T: Payload>(&self) -> Option<String> {
+        self.telemetry.as_ref()?;
+        T::SCHEMA.map(|s| s.to_string())
     }
 
     fn codec_guard(&self, operation: &'static str, schema: Option<&str>) -> Option<CodecGuard> {
