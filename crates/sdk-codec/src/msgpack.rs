@@ -6,10 +6,17 @@ use crate::CodecError;
 
 const FORMAT: &str = "msgpack";
 
+/// How deep arrays and maps may nest, as serde_json allows: each level is a level of
+/// recursion in the decoder, and rmp-serde's own default (1024) overflows a 2 MiB
+/// worker stack.
+const MAX_DEPTH: usize = 128;
+
 /// Decodes one MessagePack value and refuses trailing bytes. The fast path is the
-/// borrowing `rmp_serde::from_slice`; a marker walk then finds where the value ends.
+/// borrowing deserializer; a marker walk then finds where the value ends.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    match rmp_serde::from_slice::<T>(bytes) {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    match T::deserialize(&mut de) {
         Ok(value) => match value_len(bytes) {
             Some(len) if len < bytes.len() => Err(CodecError::TrailingBytes {
                 format: FORMAT,
@@ -115,6 +122,7 @@ fn kind_of(marker: u8) -> &'static str {
 fn explain<T: DeserializeOwned>(bytes: &[u8]) -> CodecError {
     let mut rest: &[u8] = bytes;
     let mut de = rmp_serde::Deserializer::new(&mut rest);
+    de.set_max_depth(MAX_DEPTH);
     let result = serde_path_to_error::deserialize::<_, T>(&mut de);
     drop(de);
     let offset = bytes.len() - rest.len();

@@ -458,3 +458,46 @@ fn nan_in_messagepack_and_protobuf_is_refused_by_validation_on_decode() {
         );
     }
 }
+
+/// Nested arrays a thousand deep, where a message has a free-form field
+/// (`AgentTask.parameters`): each level is a level of recursion in the decoder. On a
+/// 2 MiB stack (a tokio worker's), the decode must end with an error, not overflow
+/// the stack and abort the process.
+#[test]
+fn deeply_nested_input_is_refused_within_a_worker_stack() {
+    const DEPTH: usize = 5000;
+    let json = format!(
+        r#"{{"taskId":"t","agentId":"a","taskType":"x","parameters":{{"p":{}{}}}}}"#,
+        "[".repeat(DEPTH),
+        "]".repeat(DEPTH)
+    );
+    // MessagePack: a map of 4 whose "parameters" holds {"p": [[[...]]]}.
+    let mut msgpack = vec![0x84];
+    for (k, v) in [("taskId", "t"), ("agentId", "a"), ("taskType", "x")] {
+        msgpack.push(0xa0 | k.len() as u8);
+        msgpack.extend_from_slice(k.as_bytes());
+        msgpack.push(0xa0 | v.len() as u8);
+        msgpack.extend_from_slice(v.as_bytes());
+    }
+    msgpack.push(0xaa);
+    msgpack.extend_from_slice(b"parameters");
+    msgpack.extend_from_slice(&[0x81, 0xa1, b'p']);
+    msgpack.extend(std::iter::repeat_n(0x91, DEPTH));
+    msgpack.push(0xc0);
+    let outcome = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let codec = Codec::default();
+            let json = codec.decode::<AgentTask>(Bytes::from(json), &PayloadMeta::new(JSON));
+            let msgpack =
+                codec.decode::<AgentTask>(Bytes::from(msgpack), &PayloadMeta::new(MSGPACK));
+            (json.map(|_| ()), msgpack.map(|_| ()))
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let json = outcome.0.unwrap_err().to_string();
+    assert!(json.contains("recursion limit exceeded"), "JSON: {json}");
+    let msgpack = outcome.1.unwrap_err().to_string();
+    assert!(msgpack.contains("nested too deeply"), "MessagePack: {msgpack}");
+}
