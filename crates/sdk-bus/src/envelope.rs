@@ -432,6 +432,9 @@ pub(crate) fn percent_decode(value: &str) -> Cow<'_, str> {
         .unwrap_or(Cow::Borrowed(value))
 }
 
+/// The most attributes (data included) a structured-mode event may carry.
+const MAX_STRUCTURED_ATTRIBUTES: usize = 64;
+
 fn from_structured(mut headers: Headers, payload: &[u8]) -> Result<Envelope, EnvelopeError> {
     let bad = |reason: String| EnvelopeError::Structured { reason };
     let value: serde_json::Value =
@@ -439,6 +442,15 @@ fn from_structured(mut headers: Headers, payload: &[u8]) -> Result<Envelope, Env
     let serde_json::Value::Object(map) = value else {
         return Err(bad("the event must be a JSON object".into()));
     };
+    // Each attribute becomes a header, and each header insert checks the ones before:
+    // an event with 100 000 attributes would cost seconds of CPU. A CloudEvent has a
+    // handful, plus a few extensions.
+    if map.len() > MAX_STRUCTURED_ATTRIBUTES {
+        return Err(bad(format!(
+            "{} attributes, over the limit of {MAX_STRUCTURED_ATTRIBUTES}",
+            map.len()
+        )));
+    }
     headers.remove(names::CONTENT_TYPE);
     if map.contains_key("data") && map.contains_key("data_base64") {
         return Err(bad(
@@ -596,6 +608,20 @@ mod tests {
         h.insert("content-type", "application/cloudevents+json")
             .unwrap();
         assert!(Envelope::from_parts(h, Bytes::from_static(b"[1]")).is_err());
+    }
+
+    #[test]
+    fn a_structured_event_with_too_many_attributes_is_refused_at_once() {
+        let mut h = Headers::new();
+        h.insert("content-type", "application/cloudevents+json")
+            .unwrap();
+        let attrs: Vec<String> = (0..100_000).map(|i| format!("\"a{i}\":0")).collect();
+        let body = format!("{{{}}}", attrs.join(","));
+        let err = Envelope::from_parts(h, Bytes::from(body)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid structured-mode CloudEvent: 100000 attributes, over the limit of 64"
+        );
     }
 
     #[test]

@@ -499,5 +499,8 @@ fn deeply_nested_input_is_refused_within_a_worker_stack() {
     let json = outcome.0.unwrap_err().to_string();
     assert!(json.contains("recursion limit exceeded"), "JSON: {json}");
     let msgpack = outcome.1.unwrap_err().to_string();
-    assert!(msgpack.contains("nested too deeply"), "MessagePack: {msgpack}");
+    assert!(
+        msgpack.contains("nested too deeply"),
+        "MessagePack: {msgpack}"
+    );
 }
