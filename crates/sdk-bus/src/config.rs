@@ -184,6 +184,9 @@ fn random_fraction(seed: usize) -> f64 {
 }
 
 /// Replaces the user, password or token of every URL in `text` with `***`:
+/// The most messages a subscription or the reconnect buffer may hold: 16 Mi.
+const MAX_BUFFERED: usize = 1 << 24;
+
 /// `nats://user:pass@host:4222` becomes `nats://***@host:4222`.
 pub(crate) fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -575,11 +578,21 @@ impl BusConfigBuilder {
             self.config.servers = servers;
         }
         let c = &self.config;
-        if c.subscription_capacity == 0 {
-            return Err(err("subscription_capacity", "must be at least 1"));
-        }
-        if c.reconnect_buffer == 0 {
-            return Err(err("reconnect_buffer", "must be at least 1"));
+        for (field, n) in [
+            ("subscription_capacity", c.subscription_capacity),
+            ("reconnect_buffer", c.reconnect_buffer),
+        ] {
+            if n == 0 {
+                return Err(err(field, "must be at least 1"));
+            }
+            // A channel this large would never be filled, and past the runtime's own
+            // limit it could not even be made.
+            if n > MAX_BUFFERED {
+                return Err(err(
+                    field,
+                    format!("{n} is over the limit of {MAX_BUFFERED}"),
+                ));
+            }
         }
         if c.max_payload == 0 {
             return Err(err("max_payload", "must be at least 1"));

@@ -282,8 +282,12 @@ impl Bus {
         let task = tokio::spawn(async move {
             let _active = active;
             let mut pool = WorkerPool::new(options.concurrency);
+            // Past the semaphore's limit it would panic here, after `serve` returned.
             let admitted = Arc::new(Semaphore::new(
-                options.concurrency.saturating_add(options.max_pending),
+                options
+                    .concurrency
+                    .saturating_add(options.max_pending)
+                    .min(Semaphore::MAX_PERMITS),
             ));
             let mut ended = Ok(());
             while let Some(item) = sub.next().await {

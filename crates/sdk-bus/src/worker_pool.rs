@@ -51,7 +51,7 @@ pub(crate) struct WorkerPool {
 impl WorkerPool {
     pub(crate) fn new(concurrency: usize) -> WorkerPool {
         WorkerPool {
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            slots: Arc::new(Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS))),
             running: JoinSet::new(),
         }
     }

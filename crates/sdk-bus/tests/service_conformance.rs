@@ -20,6 +20,7 @@ conformance!(
     a_panicking_handler_answers_500,
     a_handler_that_panics_before_returning_its_future_answers_500,
     a_reply_for_another_tenant_is_refused,
+    limits_too_large_to_make_still_serve,
     a_reply_without_ce_headers_is_taken_as_the_contract_allows,
     a_reply_too_large_becomes_413,
     a_handler_past_its_timeout_answers_408,
@@ -172,6 +173,31 @@ async fn a_reply_without_ce_headers_is_taken_as_the_contract_allows(mut f: Fixtu
         .unwrap();
     assert_eq!(body_of(&answer), "anonymous");
     assert_eq!(client.stats().tenant_mismatches, 0);
+    service.abort();
+}
+
+/// Limits past what the runtime can make (a semaphore of `usize::MAX` permits, a
+/// deadline `Duration::MAX` away) are clamped: the service answers, instead of its
+/// task panicking after `serve` returned.
+async fn limits_too_large_to_make_still_serve(mut f: Fixture) {
+    let server = f.bus(|b| b).await;
+    let client = f.bus(|b| b).await;
+    let service = server
+        .serve(
+            &SubjectPattern::from(&query()),
+            ServeOptions::new()
+                .concurrency(usize::MAX)
+                .max_pending(usize::MAX)
+                .timeout(Duration::MAX),
+            |_d| async move { Ok(envelope("acme", "fine")) },
+        )
+        .await
+        .unwrap();
+    let answer = client
+        .request(&query(), envelope("acme", "x"))
+        .await
+        .unwrap();
+    assert_eq!(body_of(&answer), "fine");
     service.abort();
 }
 

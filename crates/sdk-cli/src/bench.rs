@@ -73,6 +73,11 @@ impl Progress {
     }
 }
 
+/// The most messages or requests one bench sends.
+const MAX_COUNT: usize = 100_000_000;
+/// The largest payload: NATS' own ceiling for `max_payload`.
+const MAX_SIZE: usize = 64 << 20;
+
 pub(crate) async fn run(global: &Global, args: BenchArgs) -> Result<(), CliError> {
     connect::need_server(
         global,
@@ -84,6 +89,12 @@ pub(crate) async fn run(global: &Global, args: BenchArgs) -> Result<(), CliError
             CliError::usage("--messages and --requests must be at least 1")
                 .hint("for example --messages 10000 --requests 1000"),
         );
+    }
+    if args.messages > MAX_COUNT || args.requests > MAX_COUNT || args.size > MAX_SIZE {
+        return Err(CliError::usage(format!(
+            "--messages and --requests may be at most {MAX_COUNT}, --size at most {MAX_SIZE} bytes"
+        ))
+        .hint("a bench this large measures the machine's memory, not the bus"));
     }
     let bus = connect::bus(global, Some(Duration::from_secs(10))).await?;
     let raw = connect::client(&bus)?;

@@ -491,9 +491,17 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => value * 60.0,
         _ => return Err(format!("unknown unit {unit:?} in {text:?}; use ms, s or m")),
     };
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| format!("{text:?} is not a duration; write 500ms, 2s or 1m"))
+    let duration = Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{text:?} is not a duration; write 500ms, 2s or 1m"))?;
+    // Longer than a day is a typo, and far longer would overflow the clock.
+    if duration > MAX_DURATION {
+        return Err(format!("{text:?} is longer than a day"));
+    }
+    Ok(duration)
 }
+
+/// The longest duration an option takes.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[cfg(test)]
 mod tests {
@@ -515,5 +523,15 @@ mod tests {
         assert_eq!(parse_duration("250").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
+        assert_eq!(
+            parse_duration("1440m").unwrap(),
+            Duration::from_secs(86_400)
+        );
+        // Past a day, and far past what the clock can add: an error, not a panic.
+        assert_eq!(
+            parse_duration("10000000000000000000s").unwrap_err(),
+            "\"10000000000000000000s\" is longer than a day"
+        );
+        assert!(parse_duration("1441m").is_err());
     }
 }

@@ -94,7 +94,7 @@ async fn discover(
         .flush()
         .await
         .map_err(|e| CliError::new(format!("cannot publish to {subject}: {e}")))?;
-    let deadline = Instant::now() + args.wait;
+    let deadline = Instant::now() + args.wait; // at most a day: parse_duration caps it
     let mut answers = Vec::new();
     let mut events_open = true;
     loop {

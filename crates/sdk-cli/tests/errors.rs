@@ -15,7 +15,7 @@ const TASK: &str = r#"{"taskId":"t-1","agentId":"researcher","taskType":"find_pa
 fn bad_arguments_are_one_line_and_exit_2() {
     // None of these reaches a server: there is none.
     let env = [("NATS_URL", "nats://127.0.0.1:1")];
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 14] = [
         (
             &["pub", "sdk.acme.events.x", TASK, "--type", "AgentTaks"],
             "error: unknown type \"AgentTaks\"; use one of AgentMessage, AgentTask,",
@@ -73,6 +73,16 @@ fn bad_arguments_are_one_line_and_exit_2() {
             "error: invalid value 'soon' for '--timeout <DURATION>': \"soon\" is not a duration",
         ),
         (&["schema", "show", "Nope"], "error: unknown type \"Nope\""),
+        // Past a day the clock could overflow (`micro` waited with `now + wait`).
+        (
+            &["micro", "ls", "--wait", "10000000000000000000s"],
+            "error: invalid value '10000000000000000000s' for '--wait <DURATION>': \"10000000000000000000s\" is longer than a day",
+        ),
+        // A payload size past any server's limit (it panicked allocating it).
+        (
+            &["bench", "--size", "10000000000000000000"],
+            "error: --messages and --requests may be at most 100000000, --size at most 67108864 bytes",
+        ),
     ];
     for (args, expected) in cases {
         let line = Sdk::run(args, &env).one_line_error(2);

@@ -136,7 +136,8 @@ impl Messenger {
                     if let Some(g) = guard.as_mut() {
                         g.fail_if_dropped();
                     }
-                    let deadline = timeout.map(|t| Instant::now() + t);
+                    // A timeout too long to add is no deadline at all.
+                    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
                     let outcome: Result<sdk_bus::Envelope, ServiceFailure> = async {
                         let request: T = cx
                             .attach_scoped(|| me.decode(&delivery.envelope))

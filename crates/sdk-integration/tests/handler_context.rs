@@ -209,3 +209,44 @@ async fn a_shared_service_answers_each_tenant_as_that_tenant_in_its_format() {
     assert_eq!(answer.task_id, "q-1");
     service.abort();
 }
+
+/// A handler timeout too long to add to the clock (`Duration::MAX`) means no deadline:
+/// the typed service answers, and the handler sees none, instead of every request
+/// panicking on the deadline's arithmetic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_too_long_to_add_means_no_deadline() {
+    let bus = Bus::in_process(BusConfig::builder().build().unwrap());
+    let acme = TenantId::new("acme").unwrap();
+    let m = Messenger::new(
+        bus,
+        codec(Format::Json),
+        EventSource::new(&acme, "agent", "patient").unwrap(),
+    );
+    let inbox = acme.scope().agent_inbox("patient").unwrap();
+    let service = m
+        .serve(
+            &SubjectPattern::from(&inbox),
+            ServeOptions::new().timeout(Duration::MAX),
+            |task: AgentTask, cx: MessageContext| async move {
+                assert!(cx.deadline.is_none(), "{:?}", cx.deadline);
+                Ok(TaskResult {
+                    task_id: task.task_id,
+                    ..Default::default()
+                })
+            },
+        )
+        .await
+        .unwrap();
+    let task = AgentTask {
+        task_id: "t-1".into(),
+        agent_id: "patient".into(),
+        task_type: "wait".into(),
+        ..Default::default()
+    };
+    let result: TaskResult = tokio::time::timeout(WAIT, m.request(&inbox, "sdk.task", &task))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.task_id, "t-1");
+    service.abort();
+}

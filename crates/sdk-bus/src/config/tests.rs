@@ -62,6 +62,15 @@ fn every_bad_variable_is_named() {
             &[("NATS_SUBSCRIPTION_CAPACITY", "0")],
             "invalid bus setting subscription_capacity: must be at least 1",
         ),
+        // Past the runtime's channel limit this panicked at the first subscribe.
+        (
+            &[("NATS_SUBSCRIPTION_CAPACITY", "18446744073709551615")],
+            "invalid bus setting subscription_capacity: 18446744073709551615 is over the limit of 16777216",
+        ),
+        (
+            &[("NATS_RECONNECT_BUFFER", "18446744073709551615")],
+            "invalid bus setting reconnect_buffer: 18446744073709551615 is over the limit of 16777216",
+        ),
         (
             &[("NATS_INBOX_TENANT", "Bad Tenant")],
             "invalid bus setting NATS_INBOX_TENANT: invalid tenant id \"Bad Tenant\": character 'B' at byte 0 is not allowed; use [a-z0-9_-]",

@@ -282,6 +282,9 @@ pub(crate) struct Consuming {
 
 type Lane = mpsc::UnboundedSender<(jetstream::Message, OwnedSemaphorePermit)>;
 
+/// The most lanes an ordered worker runs: one task each, made up front.
+const MAX_LANES: usize = 1024;
+
 async fn run<F, Fut>(cx: Arc<Consuming>, mut messages: consumer::pull::Stream, handler: Arc<F>)
 where
     F: Fn(JetStreamDelivery) -> Fut + Send + Sync + 'static,
@@ -293,7 +296,7 @@ where
     // Per-workflow lanes: each runs its messages one after another. Their number is
     // fixed, so idle workflows hold no memory.
     let lanes: Vec<Lane> = if cx.spec.ordered_by_workflow {
-        (0..cx.spec.concurrency.max(1))
+        (0..cx.spec.concurrency.clamp(1, MAX_LANES))
             .map(|_| {
                 let (tx, mut rx) =
                     mpsc::unbounded_channel::<(jetstream::Message, OwnedSemaphorePermit)>();

@@ -3,6 +3,9 @@
 use super::env::{HEADERS, invalid_header_name, valid_header_name};
 use super::*;
 
+/// The largest batch queue per signal: 1 Mi items, allocated up front.
+const MAX_QUEUE_SIZE: usize = 1 << 20;
+
 impl TelemetryConfigBuilder {
     /// Exports every signal over OTLP to `endpoint`, the collector's base URL (as
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`): gRPC uses it as given, HTTP appends
@@ -228,6 +231,14 @@ impl TelemetryConfigBuilder {
         }
         if c.max_queue_size == 0 {
             return Err(err("max_queue_size", "must be at least 1"));
+        }
+        // OpenTelemetry allocates every slot of the queue up front: a mistyped size
+        // would abort the process at init.
+        if c.max_queue_size > MAX_QUEUE_SIZE {
+            return Err(err(
+                "max_queue_size",
+                format!("{} is over the limit of {MAX_QUEUE_SIZE}", c.max_queue_size),
+            ));
         }
         if c.prometheus.is_some() && !cfg!(feature = "prometheus") {
             return Err(err(
