@@ -181,3 +181,50 @@ async fn a_subscription_made_while_disconnected_is_reported_unconfirmed() {
     .await;
     assert_eq!(what, "the subscription to sdk.acme.events.late");
 }
+
+/// A publisher that writes the protocol by hand can put a bare CR inside a header
+/// value; nats-server forwards header blocks as they are. async-nats 0.51.0 then
+/// panics in its connection task (`HeaderValue` asserts there is no CR), and the
+/// subscriber's connection is gone for good: any client allowed to publish to a
+/// subject a service listens on can stop that service. The fix is upstream
+/// (nats-io/nats.rs pull request 1612, open); no released version has it, and this
+/// SDK does not carry a patched copy. Run with `--ignored` to check a new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails with async-nats 0.51.0: a bare CR in a header value kills the connection task"]
+async fn a_bare_cr_in_a_header_does_not_stop_a_subscriber() {
+    use std::io::Write as _;
+    let server = NatsServer::start();
+    let bus = nats_bus(&server.url(), |b| b).await;
+    let pattern = tenant("acme").scope().pattern(&["events", ">"]).unwrap();
+    let mut sub = bus.subscribe(&pattern).await.unwrap();
+    let address = server.url().trim_start_matches("nats://").to_owned();
+    let mut raw = std::net::TcpStream::connect(address).unwrap();
+    let header = b"NATS/1.0\r\nx-note: a\rb\r\n\r\n";
+    let mut hpub = format!(
+        "CONNECT {{\"verbose\":false,\"headers\":true}}\r\nHPUB sdk.acme.events.x {} {}\r\n",
+        header.len(),
+        header.len() + 2
+    )
+    .into_bytes();
+    hpub.extend_from_slice(header);
+    hpub.extend_from_slice(b"hi\r\nPING\r\n");
+    raw.write_all(&hpub).unwrap();
+    // Then a well-formed message: the subscriber must still get it.
+    bus.publish_and_flush(
+        &tenant("acme").scope().event("after").unwrap(),
+        envelope("acme", "after"),
+    )
+    .await
+    .unwrap();
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            match sub.next().await {
+                Some(Ok(d)) if body_of(&d.envelope) == "after" => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(got, Ok(true), "the subscriber stopped");
+}
