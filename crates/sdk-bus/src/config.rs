@@ -183,10 +183,10 @@ fn random_fraction(seed: usize) -> f64 {
     f
 }
 
-/// Replaces the user, password or token of every URL in `text` with `***`:
 /// The most messages a subscription or the reconnect buffer may hold: 16 Mi.
 const MAX_BUFFERED: usize = 1 << 24;
 
+/// Replaces the user, password or token of every URL in `text` with `***`:
 /// `nats://user:pass@host:4222` becomes `nats://***@host:4222`.
 pub(crate) fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

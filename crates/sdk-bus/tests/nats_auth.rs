@@ -78,6 +78,30 @@ async fn credentials_in_the_url_authenticate() {
     let with_token = NatsServer::builder().token("url-token").start();
     let url = with_token.url().replace("nats://", "nats://url-token@");
     round_trip(&url, Auth::None, Tls::default()).await.unwrap();
+
+    // Ambiguous credentials are refused, not guessed at, and not shown.
+    let two = format!(
+        "{},{}",
+        with_user.url().replace("nats://", "nats://bob:first@"),
+        with_token.url().replace("nats://", "nats://bob:second@")
+    );
+    let both = with_user.url().replace("nats://", "nats://bob:in-url@");
+    let cases = [
+        (
+            two.as_str(),
+            Auth::None,
+            "invalid bus setting servers: the server URLs carry different credentials; give them once",
+        ),
+        (
+            both.as_str(),
+            Auth::Token(Secret::new("as-auth")),
+            "invalid bus setting servers: credentials are given both in a server URL and as auth; give them once",
+        ),
+    ];
+    for (servers, auth, message) in cases {
+        let err = round_trip(servers, auth, Tls::default()).await.unwrap_err();
+        assert_eq!(err.to_string(), message);
+    }
 }
 
 #[tokio::test]

@@ -325,7 +325,8 @@ async fn a_durable_handler_stopped_at_its_timeout_ends_its_span_failed() {
         .await
         .unwrap();
     let mut spec = ConsumerSpec::new("SDK_EVENTS", "slow").backoff(vec![Duration::from_millis(50)]);
-    spec.handler_timeout = Some(Duration::from_millis(300));
+    // Only the first delivery waits on it; the retry returns at once.
+    spec.handler_timeout = Some(Duration::from_secs(2));
     let done = Arc::new(Mutex::new(Vec::new()));
     let d = done.clone();
     let running = worker
@@ -345,9 +346,9 @@ async fn a_durable_handler_stopped_at_its_timeout_ends_its_span_failed() {
         .unwrap_or_else(|| panic!("the retry was not handled: {:?}", bus.stats()));
     running.abort();
     otel.shutdown(Duration::from_secs(10)).unwrap();
-    let spans = collector.wait_for(WAIT, "two process spans", |r| {
+    let spans = collector.wait_for(WAIT, "the process spans", |r| {
         let p = r.spans_named("process sdk.{tenant}.events.{event_type}");
-        (p.len() == 2).then(|| p.into_iter().cloned().collect::<Vec<_>>())
+        (p.len() >= 2).then(|| p.into_iter().cloned().collect::<Vec<_>>())
     });
     let by_delivery = |n: &str| {
         spans

@@ -209,9 +209,14 @@ fn an_endpoint_password_is_not_in_exporter_errors() {
 
 #[test]
 fn a_running_telemetry_hides_its_secrets_in_debug() {
+    // A free port: nothing listens there, and nothing else is disturbed.
+    let endpoint = format!(
+        "http://collector:s3cret@127.0.0.1:{}",
+        sdk_testkit::free_port()
+    );
     let telemetry = Telemetry::init(
         TelemetryConfig::builder("svc")
-            .otlp("http://collector:s3cret@127.0.0.1:4317", Protocol::Grpc)
+            .otlp(&endpoint, Protocol::Grpc)
             .otlp_header("authorization", "Bearer s3cret")
             .install_global(false)
             .log_format(LogFormat::Off)

@@ -51,11 +51,18 @@ pub(crate) async fn connect(
     if let Some(tenant) = &config.inbox_tenant {
         options = options.custom_inbox_prefix(tenant.inbox_prefix());
     }
+    // Credentials in the URL (`nats://user:pass@host`, or `nats://token@host`): the
+    // client library parses them but does not send them, so they are passed on here.
+    let in_url = url_credentials(&addrs)?;
+    if in_url.is_some() && !matches!(config.auth, Auth::None) {
+        return Err(ConfigError {
+            field: "servers".into(),
+            reason: "credentials are given both in a server URL and as auth; give them once".into(),
+        }
+        .into());
+    }
     options = match &config.auth {
-        // Credentials in the URL (`nats://user:pass@host`, or `nats://token@host`):
-        // the client library parses them but does not send them, so they are passed
-        // on here. A setting, when given, wins.
-        Auth::None => match url_credentials(&addrs) {
+        Auth::None => match in_url {
             Some((user, Some(password))) => options.user_and_password(user, password),
             Some((token, None)) => options.token(token),
             None => options,
@@ -262,16 +269,34 @@ pub(crate) async fn round_trip(
     tokio::time::timeout(limit, trip).await.unwrap_or(false)
 }
 
-/// The user and password (or the token, a user without a password) of the first
-/// server URL that carries any, percent-decoded.
-fn url_credentials(addrs: &[async_nats::ServerAddr]) -> Option<(String, Option<String>)> {
+/// The user and password (or the token: a user without a password) the server URLs
+/// carry, percent-decoded. URLs that carry different ones are refused: one connection
+/// authenticates one way to every server of a cluster.
+fn url_credentials(
+    addrs: &[async_nats::ServerAddr],
+) -> Result<Option<(String, Option<String>)>, ConfigError> {
+    let refuse = |reason: &str| ConfigError {
+        field: "servers".into(),
+        reason: reason.into(),
+    };
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
-            .decode_utf8_lossy()
-            .into_owned()
+            .decode_utf8()
+            .map(|d| d.into_owned())
+            .map_err(|_| refuse("a server URL's user or password is not UTF-8 once decoded"))
     };
-    addrs.iter().find_map(|a| {
-        a.username()
-            .map(|user| (decode(user), a.password().map(decode)))
-    })
+    let mut found: Option<(String, Option<String>)> = None;
+    for a in addrs {
+        let Some(user) = a.username() else { continue };
+        let these = (decode(user)?, a.password().map(decode).transpose()?);
+        match &found {
+            Some(first) if *first != these => {
+                return Err(refuse(
+                    "the server URLs carry different credentials; give them once",
+                ));
+            }
+            _ => found = Some(these),
+        }
+    }
+    Ok(found)
 }
