@@ -12,6 +12,7 @@ use sdk_integration::sdk_bus::jetstream::stream::StreamSpec;
 use sdk_integration::sdk_bus::{Bus, ConsumerSpec, EventSource, JetStream, Outcome, TenantId};
 use sdk_integration::sdk_codec::v1::EventMessage;
 use sdk_integration::sdk_codec::{Codec, Format};
+use sdk_integration::sdk_telemetry::Telemetry;
 use sdk_testkit::{Collector, NatsServer};
 
 mod common;
@@ -19,6 +20,12 @@ mod common;
 use common::{Signals, nats_bus, telemetry};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// The gateway's messenger on `bus`, traced into `otel`.
+fn gateway(bus: &Bus, codec: Codec, acme: &TenantId, otel: &Telemetry) -> Messenger {
+    let source = EventSource::new(acme, "gateway", "g-1").unwrap();
+    Messenger::new(bus.clone(), codec, source).with_telemetry(otel)
+}
 
 /// A bus on `server` with the events and dead-letter streams, tenant acme, and a JSON
 /// codec.
@@ -44,12 +51,7 @@ async fn a_durable_task_and_its_redelivery_are_one_trace_with_settle_outcomes() 
         EventSource::new(&acme, "agent", "planner").unwrap(),
     )
     .with_telemetry(&producer_otel);
-    let worker = Messenger::new(
-        bus.clone(),
-        codec,
-        EventSource::new(&acme, "gateway", "g-1").unwrap(),
-    )
-    .with_telemetry(&worker_otel);
+    let worker = gateway(&bus, codec, &acme, &worker_otel);
 
     let seen: Arc<Mutex<Vec<(String, u64, String)>>> = Arc::default();
     let s = seen.clone();
@@ -244,12 +246,7 @@ async fn an_undecodable_delivery_is_dead_lettered_not_handled() {
     let collector = Collector::start();
     let otel = telemetry("worker", &collector, Signals::Traces);
     let (bus, js, acme, codec) = events_and_dead_letters(&server).await;
-    let worker = Messenger::new(
-        bus.clone(),
-        codec,
-        EventSource::new(&acme, "gateway", "g-1").unwrap(),
-    )
-    .with_telemetry(&otel);
+    let worker = gateway(&bus, codec, &acme, &otel);
     // A well-formed envelope whose JSON payload is cut short.
     let good = worker
         .envelope("sdk.event", &EventMessage::default())
@@ -307,12 +304,7 @@ async fn a_durable_handler_stopped_at_its_timeout_ends_its_span_failed() {
     let collector = Collector::start();
     let otel = telemetry("worker", &collector, Signals::Traces);
     let (bus, js, acme, codec) = events_and_dead_letters(&server).await;
-    let worker = Messenger::new(
-        bus.clone(),
-        codec,
-        EventSource::new(&acme, "gateway", "g-1").unwrap(),
-    )
-    .with_telemetry(&otel);
+    let worker = gateway(&bus, codec, &acme, &otel);
     let subject = acme.scope().event("task.completed").unwrap();
     let event = EventMessage {
         event_id: "e-slow".into(),
