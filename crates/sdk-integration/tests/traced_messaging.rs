@@ -448,3 +448,36 @@ async fn publish_and_subscribe_are_one_trace_per_message() {
         .expect("the junk's span is failed");
     assert_eq!(failed.attributes["error.type"], "decode");
 }
+
+/// A caller that gives up on a request (drops its future) before the answer comes
+/// ends the request's span failed, `cancelled`, not as a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_its_caller_drops_ends_its_span_cancelled() {
+    let server = NatsServer::start();
+    let collector = Collector::start();
+    let otel = telemetry("impatient", &collector, Signals::Traces);
+    let (m, acme) = json_tools(&server, &otel).await;
+    // A service that never answers: the request's own timeout (10 s) is far away.
+    let service = m
+        .serve(
+            &SubjectPattern::new("sdk.*.tools.slow").unwrap(),
+            ServeOptions::new(),
+            |_task: AgentTask, _cx| async move {
+                std::future::pending::<Result<TaskResult, _>>().await
+            },
+        )
+        .await
+        .unwrap();
+    let subject = acme.scope().component("tools", "slow").unwrap();
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        m.request::<_, TaskResult>(&subject, "sdk.tool", &task("t-1", "y")),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the caller gave up first");
+    service.abort();
+    otel.shutdown(Duration::from_secs(10)).unwrap();
+    let span = collector.wait_for_span("request sdk.{tenant}.tools.slow", Duration::from_secs(15));
+    assert_eq!(span.status, "STATUS_CODE_ERROR");
+    assert_eq!(span.attributes["error.type"], "cancelled");
+}
