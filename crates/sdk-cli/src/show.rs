@@ -399,6 +399,7 @@ impl Shown {
     /// Text for people: a title line, the facts, the flags, the headers (unless
     /// `with_headers` is false), the data.
     pub(crate) fn to_text(&self, with_headers: bool) -> String {
+        // Written into a String, which cannot fail: the `fmt::Result`s are empty.
         let mut out = String::new();
         if self.is_reply {
             let _ = writeln!(out, "reply to {}", self.subject);

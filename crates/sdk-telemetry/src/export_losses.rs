@@ -16,6 +16,8 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+use crate::config::Signal;
+
 /// What could not be exported since [`crate::Telemetry::init`]: each failed export
 /// is also logged by OpenTelemetry (at most a few times, not once per item).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,14 +36,25 @@ impl ExportLosses {
     pub fn is_empty(&self) -> bool {
         *self == ExportLosses::default()
     }
+
+    /// The count for `signal`.
+    pub(crate) fn of(&self, signal: Signal) -> u64 {
+        match signal {
+            Signal::Traces => self.spans,
+            Signal::Metrics => self.metric_exports,
+            Signal::Logs => self.log_records,
+        }
+    }
 }
 
-/// The signal an exporter carries.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Signal {
-    Traces,
-    Metrics,
-    Logs,
+/// `n` of what `signal` counts, in words: `3 spans`, `1 metric collection`.
+pub(crate) fn items(signal: Signal, n: u64) -> String {
+    let (one, many) = match signal {
+        Signal::Traces => ("span", "spans"),
+        Signal::Metrics => ("metric collection", "metric collections"),
+        Signal::Logs => ("log record", "log records"),
+    };
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The shared tally, written by the exporter wrappers.
@@ -68,7 +81,7 @@ impl Losses {
         self.last
             .lock()
             .ok()
-            .and_then(|last| last.get(signal as usize).cloned().flatten())
+            .and_then(|last| last.get(signal.index()).cloned().flatten())
     }
 
     fn record(&self, signal: Signal, n: u64, result: &OTelSdkResult) {
@@ -80,7 +93,7 @@ impl Losses {
             };
             counter.fetch_add(n, Ordering::AcqRel);
             if let Ok(mut last) = self.last.lock()
-                && let Some(slot) = last.get_mut(signal as usize)
+                && let Some(slot) = last.get_mut(signal.index())
             {
                 *slot = Some(e.to_string());
             }

@@ -206,7 +206,8 @@ fn accept_loop(
     }
 }
 
-/// Answers `503` without waiting on the client, and closes.
+/// Answers `503` without waiting on the client, and closes. Best effort: the caller
+/// has already counted the scrape as failed, and a client gone by now changes nothing.
 fn turn_away(mut stream: TcpStream) {
     let _ = stream.set_nonblocking(true);
     let _ = stream.write_all(

@@ -350,48 +350,24 @@ impl Telemetry {
         }
         // The batch processors do not return a failed final export: the count does.
         let after = self.losses.snapshot();
-        let lost = |which: export_losses::Signal, n: u64, one: &str, many: &str| {
+        // A loss says more than the provider's own error: it comes first.
+        let lost = |signal: Signal, provider: Result<(), TelemetryError>| {
+            let n = after.of(signal).saturating_sub(before.of(signal));
             if n == 0 {
-                return Ok(());
+                return provider;
             }
-            let signal = match which {
-                export_losses::Signal::Traces => "traces",
-                export_losses::Signal::Metrics => "metrics",
-                export_losses::Signal::Logs => "logs",
-            };
-            let what = if n == 1 { one } else { many };
-            let cause = self.losses.last_error(which).unwrap_or_default();
+            let cause = self.losses.last_error(signal).unwrap_or_default();
+            let items = export_losses::items(signal, n);
             Err(TelemetryError::Shutdown {
-                signal,
+                signal: signal.name(),
                 reason: self
                     .config
-                    .scrub(&format!("the final export of {n} {what} failed: {cause}")),
+                    .scrub(&format!("the final export of {items} failed: {cause}")),
             })
         };
-        let gone = |now: u64, then: u64| now.saturating_sub(then);
-        // The count says more than the provider's own error: it comes first.
-        let traces = lost(
-            export_losses::Signal::Traces,
-            gone(after.spans, before.spans),
-            "span",
-            "spans",
-        )
-        .and(traces);
-        let metrics = lost(
-            export_losses::Signal::Metrics,
-            gone(after.metric_exports, before.metric_exports),
-            "metric collection",
-            "metric collections",
-        )
-        .and(metrics);
-        let logs = lost(
-            export_losses::Signal::Logs,
-            gone(after.log_records, before.log_records),
-            "log record",
-            "log records",
-        )
-        .and(logs);
-        traces.and(metrics).and(logs)
+        lost(Signal::Traces, traces)
+            .and(lost(Signal::Metrics, metrics))
+            .and(lost(Signal::Logs, logs))
     }
 }
 

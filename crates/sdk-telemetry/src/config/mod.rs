@@ -57,7 +57,8 @@ impl Signal {
         }
     }
 
-    fn index(self) -> usize {
+    /// 0, 1 or 2, in the order of [`Signal::ALL`].
+    pub(crate) fn index(self) -> usize {
         match self {
             Signal::Traces => 0,
             Signal::Metrics => 1,
